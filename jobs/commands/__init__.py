@@ -1,0 +1,1 @@
+"""CLI command modules; see registry.install for the order they appear in `--help`."""

@@ -1,0 +1,39 @@
+"""Small builders for test data, shared by the test modules."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import Event, Invitation, Participant, Person
+from tests.conftest import EVENT_TOML
+from workflows.event_config import EventConfig, load_event_config
+from workflows.events import apply_event_config
+from workflows.invitees import add_invitation
+
+
+def event_config(**overrides: Any) -> EventConfig:
+    """The real example event, with fields replaced as the test needs."""
+    return dataclasses.replace(load_event_config(EVENT_TOML), **overrides)
+
+
+def make_event(db: Session, **overrides: Any) -> Event:
+    event, _ = apply_event_config(db, event_config(**overrides))
+    db.flush()
+    return event
+
+
+def make_person(db: Session, email: str, name: str = "", **fields: Any) -> Person:
+    person = Person(email=email.lower(), name=name or email.split("@")[0].title(), **fields)
+    db.add(person)
+    db.flush()
+    return person
+
+
+def invite(
+    db: Session, event: Event, email: str, name: str = "", **person_fields: Any
+) -> tuple[Invitation, Participant]:
+    person = make_person(db, email, name, **person_fields)
+    return add_invitation(db, event, person, batch="test", reason="test setup")

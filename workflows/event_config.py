@@ -1,0 +1,377 @@
+"""An event as the organiser describes it in a TOML file, validated before anything is stored.
+
+Every problem is reported with the file and the key it concerns, all at once, so an organiser
+can fix a config in one go instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+LANGUAGES = ("nl", "en")
+LATE_POLICIES = ("waitlist", "closed")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; `problems` lists every problem found, each with its key."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """A deelsessie: what invitees choose between."""
+
+    key: str
+    title: str
+    aliases: tuple[str, ...] = ()
+    capacity: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProgrammeItem:
+    time: str
+    item: str
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    slug: str
+    title: str
+    organiser: str
+    timezone: str
+    starts_at: datetime  # aware, in `timezone`
+    ends_at: datetime
+    venue: str
+    address: str
+    capacity: int
+    registration_deadline: datetime
+    language: str
+    reply_address: str
+    sender: str  # "Name <address>"
+    contact_name: str
+    contact_email: str
+    contact_phone: str = ""
+    description: str = ""
+    price: str = ""
+    companions_welcome: bool = True
+    max_companions: int = 1
+    offer_expiry_hours: int = 48
+    no_offers_within_hours: int = 24
+    late_policy: str = "waitlist"
+    reminder_days_before: tuple[int, ...] = (7, 1)
+    reminder_local_time: time = time(9, 0)
+    nudge_days_before_deadline: int | None = None
+    followup_days_after: int = 1
+    followup_local_time: time = time(10, 0)
+    survey_url: str = ""
+    materials: tuple[Link, ...] = ()
+    unsubscribe_url: str = ""
+    allowed_sender_domains: tuple[str, ...] = ()
+    raw_message_retention_days: int = 30
+    personal_data_retention_days: int = 365
+    programme: tuple[ProgrammeItem, ...] = ()
+    sessions: tuple[SessionSpec, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def session_by_key(self, key: str) -> SessionSpec | None:
+        return next((s for s in self.sessions if s.key == key), None)
+
+
+def load_event_config(path: str | Path) -> EventConfig:
+    """Read and validate an event TOML file; raises ConfigError naming the file and every key."""
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"invalid TOML: {exc}"]) from exc
+    return parse_event_config(data, source)
+
+
+def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> EventConfig:
+    r = _Reader(data, source)
+    tzname = r.str("timezone", default="Europe/Amsterdam")
+    try:
+        tz = ZoneInfo(tzname)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem("timezone", f"unknown time zone {tzname!r}")
+        tz = ZoneInfo("Europe/Amsterdam")
+    starts_at = r.datetime("starts_at", tz)
+    ends_at = r.datetime("ends_at", tz)
+    deadline = r.datetime("registration_deadline", tz)
+    if starts_at and ends_at and ends_at <= starts_at:
+        r.problem("ends_at", "must be after starts_at")
+    if starts_at and deadline and deadline > starts_at:
+        r.problem("registration_deadline", "must not be after starts_at")
+
+    slug = r.str("slug")
+    if slug and not SLUG_RE.match(slug):
+        r.problem("slug", "use lowercase letters, digits and hyphens (2-63 characters)")
+    language = r.str("language", default="nl")
+    if language not in LANGUAGES:
+        r.problem("language", f"must be one of {', '.join(LANGUAGES)}")
+    capacity = r.int("capacity", minimum=1)
+
+    mail = r.table("mail")
+    reply_address = mail.email("reply_address")
+    sender = mail.str("sender", default="")
+    if sender:
+        _, sender_addr = parseaddr(sender)
+        if not _EMAIL_RE.match(sender_addr):
+            mail.problem("sender", f"not a valid 'Name <address>': {sender!r}")
+    else:
+        sender = reply_address or ""
+    contact = r.table("contact")
+    offers = r.table("offers")
+    late = r.table("late_replies")
+    late_policy = late.str("policy", default="waitlist")
+    if late_policy not in LATE_POLICIES:
+        late.problem("policy", f"must be one of {', '.join(LATE_POLICIES)}")
+    reminders = r.table("reminders")
+    followup = r.table("followup")
+    retention = r.table("retention")
+    trust = r.table("trust")
+
+    sessions = _sessions(r)
+    programme = tuple(
+        ProgrammeItem(time=str(p.get("time", "")), item=str(p.get("item", "")))
+        for p in r.list_of_tables("programme")
+    )
+    materials = tuple(
+        Link(title=str(m.get("title", "")), url=str(m.get("url", "")))
+        for m in followup.list_of_tables("materials")
+    )
+
+    cfg = EventConfig(
+        slug=slug or "",
+        title=r.str("title") or "",
+        organiser=r.str("organiser", default=""),
+        timezone=tzname,
+        starts_at=starts_at or datetime.now(tz),
+        ends_at=ends_at or datetime.now(tz),
+        venue=r.str("venue") or "",
+        address=r.str("address", default=""),
+        capacity=capacity or 1,
+        registration_deadline=deadline or datetime.now(tz),
+        language=language,
+        reply_address=reply_address or "",
+        sender=sender,
+        contact_name=contact.str("name") or "",
+        contact_email=contact.email("email") or "",
+        contact_phone=contact.str("phone", default=""),
+        description=r.str("description", default=""),
+        price=r.str("price", default=""),
+        companions_welcome=r.bool("companions_welcome", default=True),
+        max_companions=r.int("max_companions", default=1, minimum=0) or 0,
+        offer_expiry_hours=offers.int("expiry_hours", default=48, minimum=1) or 48,
+        no_offers_within_hours=offers.int("no_offers_within_hours", default=24, minimum=0) or 0,
+        late_policy=late_policy,
+        reminder_days_before=tuple(reminders.int_list("days_before", default=[7, 1])),
+        reminder_local_time=reminders.clock("local_time", default=time(9, 0)),
+        nudge_days_before_deadline=reminders.int(
+            "nudge_unanswered_days_before_deadline", default=None, minimum=0
+        ),
+        followup_days_after=followup.int("days_after", default=1, minimum=0) or 0,
+        followup_local_time=followup.clock("local_time", default=time(10, 0)),
+        survey_url=followup.str("survey_url", default=""),
+        materials=materials,
+        unsubscribe_url=mail.str("unsubscribe_url", default=""),
+        allowed_sender_domains=tuple(
+            d.lower() for d in trust.str_list("allowed_sender_domains", default=[])
+        ),
+        raw_message_retention_days=retention.int(
+            "raw_messages_days_after_event", default=30, minimum=0
+        )
+        or 0,
+        personal_data_retention_days=retention.int(
+            "personal_data_days_after_event", default=365, minimum=0
+        )
+        or 0,
+        programme=programme,
+        sessions=sessions,
+        extra=dict(data.get("extra", {})) if isinstance(data.get("extra"), dict) else {},
+    )
+    if r.problems:
+        raise ConfigError(source, r.problems)
+    return cfg
+
+
+def _sessions(r: _Reader) -> tuple[SessionSpec, ...]:
+    specs: list[SessionSpec] = []
+    seen: set[str] = set()
+    for i, table in enumerate(r.list_of_tables("sessions")):
+        s = _Reader(table, r.source, prefix=f"sessions[{i}].", problems=r.problems)
+        key = s.str("key")
+        if key and not re.fullmatch(r"[a-z0-9_-]+", key):
+            s.problem("key", "use lowercase letters, digits, '-' and '_'")
+        if key in seen:
+            s.problem("key", f"duplicate session key {key!r}")
+        seen.add(key or "")
+        specs.append(
+            SessionSpec(
+                key=key or "",
+                title=s.str("title") or "",
+                aliases=tuple(a.lower() for a in s.str_list("aliases", default=[])),
+                capacity=s.int("capacity", default=None, minimum=1),
+                description=s.str("description", default=""),
+            )
+        )
+    return tuple(specs)
+
+
+_MISSING: Any = object()
+
+
+class _Reader:
+    """Typed access to one TOML table that collects problems instead of stopping at the first."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        source: str,
+        prefix: str = "",
+        problems: list[str] | None = None,
+    ) -> None:
+        self.data = data
+        self.source = source
+        self.prefix = prefix
+        self.problems: list[str] = problems if problems is not None else []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.prefix}{key}: {message}")
+
+    def _get(self, key: str, default: Any) -> Any:
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            self.problem(key, "missing")
+        return default
+
+    def str(self, key: str, default: Any = _MISSING) -> Any:
+        value = self._get(key, default)
+        if value is default:
+            return None if default is _MISSING else default
+        if not isinstance(value, str) or (default is _MISSING and not value.strip()):
+            self.problem(key, "must be a non-empty text")
+            return None
+        return value.strip()
+
+    def email(self, key: str) -> str | None:
+        value = self.str(key)
+        if value and not _EMAIL_RE.match(value):
+            self.problem(key, f"not a valid email address: {value!r}")
+            return None
+        return value  # type: ignore[no-any-return]
+
+    def int(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+        value = self._get(key, default)
+        if value is default:
+            return None if default is _MISSING else default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, "must be a whole number")
+            return None
+        if minimum is not None and value < minimum:
+            self.problem(key, f"must be at least {minimum}")
+            return None
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            self.problem(key, "must be true or false")
+            return default
+        return value
+
+    def int_list(self, key: str, default: list[int]) -> list[int]:
+        value = self._get(key, default)
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        ):
+            self.problem(key, "must be a list of whole numbers ≥ 0")
+            return default
+        return value
+
+    def str_list(self, key: str, default: list[str]) -> list[str]:
+        value = self._get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, "must be a list of texts")
+            return default
+        return value
+
+    def clock(self, key: str, default: time) -> time:
+        value = self._get(key, default)
+        if isinstance(value, time):
+            return value
+        if isinstance(value, str):
+            try:
+                return time.fromisoformat(value)
+            except ValueError:
+                pass
+        self.problem(key, "must be a time of day such as 09:00")
+        return default
+
+    def datetime(self, key: str, tz: ZoneInfo) -> datetime | None:
+        value = self._get(key, _MISSING)
+        if value is _MISSING:
+            return None
+        if isinstance(value, datetime):
+            # A local time in the file means local time at the event.
+            return value if value.tzinfo else value.replace(tzinfo=tz)
+        if isinstance(value, date):
+            return datetime.combine(value, time(23, 59), tzinfo=tz)
+        self.problem(key, "must be a date-time such as 2023-02-01T13:00:00")
+        return None
+
+    def table(self, key: str) -> _Reader:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(key, "must be a table")
+            value = {}
+        return _Reader(value, self.source, prefix=f"{self.prefix}{key}.", problems=self.problems)
+
+    def list_of_tables(self, key: str) -> list[Mapping[str, Any]]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(key, "must be a list of tables ([[...]])")
+            return []
+        return value
+
+
+def reminder_due_times(cfg: EventConfig) -> list[tuple[int, datetime]]:
+    """(days_before, aware local datetime) for each configured reminder."""
+    result = []
+    for days in cfg.reminder_days_before:
+        day = (cfg.starts_at - timedelta(days=days)).date()
+        result.append((days, datetime.combine(day, cfg.reminder_local_time, tzinfo=cfg.tz)))
+    return result

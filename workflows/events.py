@@ -1,0 +1,144 @@
+"""Creating and updating events from their config, and looking them up."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Event, EventSession
+from workflows.errors import NotFound, RsvpError
+from workflows.event_config import EventConfig, parse_event_config
+
+
+def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
+    """Create the event or bring it in line with `cfg`. Idempotent; returns (event, created).
+
+    A session that is removed from the config but already chosen by someone is kept, since
+    dropping it would silently change people's registrations; the organiser is told instead.
+    """
+    event = db.scalar(select(Event).where(Event.slug == cfg.slug))
+    created = event is None
+    if event is None:
+        event = Event(slug=cfg.slug)
+        db.add(event)
+    event.title = cfg.title
+    event.organiser = cfg.organiser
+    event.timezone = cfg.timezone
+    event.starts_at = cfg.starts_at
+    event.ends_at = cfg.ends_at
+    event.venue = cfg.venue
+    event.address = cfg.address
+    event.capacity = cfg.capacity
+    event.registration_deadline = cfg.registration_deadline
+    event.language = cfg.language
+    event.reply_address = cfg.reply_address.lower()
+    event.sender = cfg.sender
+    event.contact_name = cfg.contact_name
+    event.contact_email = cfg.contact_email.lower()
+    event.offer_expiry_hours = cfg.offer_expiry_hours
+    event.no_offers_within_hours = cfg.no_offers_within_hours
+    event.late_policy = cfg.late_policy
+    event.config = config_to_json(cfg)
+    db.flush()
+    _sync_sessions(db, event, cfg)
+    return event, created
+
+
+def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:
+    existing = {s.key: s for s in db.scalars(
+        select(EventSession).where(EventSession.event_id == event.id)
+    )}
+    for position, spec in enumerate(cfg.sessions):
+        row = existing.pop(spec.key, None)
+        if row is None:
+            row = EventSession(event_id=event.id, key=spec.key)
+            db.add(row)
+        row.title = spec.title
+        row.aliases = list(spec.aliases)
+        row.capacity = spec.capacity
+        row.position = position
+    for key, row in existing.items():
+        from db.models import Participant
+
+        chosen = db.scalar(select(Participant.id).where(Participant.session_id == row.id).limit(1))
+        if chosen is not None:
+            raise RsvpError(
+                f"session {key!r} was removed from the config but participants chose it; "
+                "move them to another session first"
+            )
+        db.delete(row)
+    db.flush()
+
+
+def config_to_json(cfg: EventConfig) -> dict[str, Any]:
+    """The config as plain JSON (ISO strings for dates and times), stored with the event."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime | time):
+            return value.isoformat()
+        if isinstance(value, tuple | list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    data: dict[str, Any] = convert(dataclasses.asdict(cfg))
+    return data
+
+
+def event_config(event: Event) -> EventConfig:
+    """Rebuild the validated EventConfig stored with an event (for templates and rules)."""
+    data = dict(event.config)
+    data["mail"] = {
+        "reply_address": data.pop("reply_address"),
+        "sender": data.pop("sender"),
+        "unsubscribe_url": data.pop("unsubscribe_url", ""),
+    }
+    data["contact"] = {
+        "name": data.pop("contact_name"),
+        "email": data.pop("contact_email"),
+        "phone": data.pop("contact_phone", ""),
+    }
+    data["offers"] = {
+        "expiry_hours": data.pop("offer_expiry_hours"),
+        "no_offers_within_hours": data.pop("no_offers_within_hours"),
+    }
+    data["late_replies"] = {"policy": data.pop("late_policy")}
+    data["reminders"] = {
+        "days_before": data.pop("reminder_days_before"),
+        "local_time": data.pop("reminder_local_time"),
+    }
+    nudge = data.pop("nudge_days_before_deadline", None)
+    if nudge is not None:
+        data["reminders"]["nudge_unanswered_days_before_deadline"] = nudge
+    data["followup"] = {
+        "days_after": data.pop("followup_days_after"),
+        "local_time": data.pop("followup_local_time"),
+        "survey_url": data.pop("survey_url", ""),
+        "materials": data.pop("materials", []),
+    }
+    data["retention"] = {
+        "raw_messages_days_after_event": data.pop("raw_message_retention_days"),
+        "personal_data_days_after_event": data.pop("personal_data_retention_days"),
+    }
+    data["trust"] = {"allowed_sender_domains": data.pop("allowed_sender_domains", [])}
+    for key in ("starts_at", "ends_at", "registration_deadline"):
+        data[key] = datetime.fromisoformat(data[key])
+    for spec in data.get("sessions", []):
+        if spec.get("capacity") is None:
+            spec.pop("capacity", None)
+    # The columns are the truth for what an organiser may change from the CLI.
+    data["capacity"] = event.capacity
+    return parse_event_config(data, source=f"event {event.slug}")
+
+
+def get_event(db: Session, slug: str) -> Event:
+    event = db.scalar(select(Event).where(Event.slug == slug))
+    if event is None:
+        known = ", ".join(db.scalars(select(Event.slug).order_by(Event.slug))) or "none"
+        raise NotFound(f"no event {slug!r} (known events: {known}); load it with `rsvpmail event load`")
+    return event
