@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker, upgrade
 
-# pytest_plugins = ["tests.fixtures_mail"]
+pytest_plugins = ["tests.fixtures_mail"]
 
 REPO = Path(__file__).resolve().parents[1]
 EVENT_TOML = REPO / "events" / "leren-van-rotterdam-zuid.toml"
