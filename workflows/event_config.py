@@ -121,31 +121,31 @@ def load_event_config(path: str | Path) -> EventConfig:
 
 def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> EventConfig:
     r = _Reader(data, source)
-    tzname = r.str("timezone", default="Europe/Amsterdam")
+    tzname = r.text("timezone", default="Europe/Amsterdam")
     try:
         tz = ZoneInfo(tzname)
     except (ZoneInfoNotFoundError, ValueError):
         r.problem("timezone", f"unknown time zone {tzname!r}")
         tz = ZoneInfo("Europe/Amsterdam")
-    starts_at = r.datetime("starts_at", tz)
-    ends_at = r.datetime("ends_at", tz)
-    deadline = r.datetime("registration_deadline", tz)
+    starts_at = r.moment("starts_at", tz)
+    ends_at = r.moment("ends_at", tz)
+    deadline = r.moment("registration_deadline", tz)
     if starts_at and ends_at and ends_at <= starts_at:
         r.problem("ends_at", "must be after starts_at")
     if starts_at and deadline and deadline > starts_at:
         r.problem("registration_deadline", "must not be after starts_at")
 
-    slug = r.str("slug")
+    slug = r.text("slug")
     if slug and not SLUG_RE.match(slug):
         r.problem("slug", "use lowercase letters, digits and hyphens (2-63 characters)")
-    language = r.str("language", default="nl")
+    language = r.text("language", default="nl")
     if language not in LANGUAGES:
         r.problem("language", f"must be one of {', '.join(LANGUAGES)}")
-    capacity = r.int("capacity", minimum=1)
+    capacity = r.integer("capacity", minimum=1)
 
     mail = r.table("mail")
     reply_address = mail.email("reply_address")
-    sender = mail.str("sender", default="")
+    sender = mail.text("sender", default="")
     if sender:
         _, sender_addr = parseaddr(sender)
         if not _EMAIL_RE.match(sender_addr):
@@ -155,7 +155,7 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
     contact = r.table("contact")
     offers = r.table("offers")
     late = r.table("late_replies")
-    late_policy = late.str("policy", default="waitlist")
+    late_policy = late.text("policy", default="waitlist")
     if late_policy not in LATE_POLICIES:
         late.problem("policy", f"must be one of {', '.join(LATE_POLICIES)}")
     reminders = r.table("reminders")
@@ -175,46 +175,46 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
 
     cfg = EventConfig(
         slug=slug or "",
-        title=r.str("title") or "",
-        organiser=r.str("organiser", default=""),
+        title=r.text("title") or "",
+        organiser=r.text("organiser", default=""),
         timezone=tzname,
         starts_at=starts_at or datetime.now(tz),
         ends_at=ends_at or datetime.now(tz),
-        venue=r.str("venue") or "",
-        address=r.str("address", default=""),
+        venue=r.text("venue") or "",
+        address=r.text("address", default=""),
         capacity=capacity or 1,
         registration_deadline=deadline or datetime.now(tz),
         language=language,
         reply_address=reply_address or "",
         sender=sender,
-        contact_name=contact.str("name") or "",
+        contact_name=contact.text("name") or "",
         contact_email=contact.email("email") or "",
-        contact_phone=contact.str("phone", default=""),
-        description=r.str("description", default=""),
-        price=r.str("price", default=""),
-        companions_welcome=r.bool("companions_welcome", default=True),
-        max_companions=r.int("max_companions", default=1, minimum=0) or 0,
-        offer_expiry_hours=offers.int("expiry_hours", default=48, minimum=1) or 48,
-        no_offers_within_hours=offers.int("no_offers_within_hours", default=24, minimum=0) or 0,
+        contact_phone=contact.text("phone", default=""),
+        description=r.text("description", default=""),
+        price=r.text("price", default=""),
+        companions_welcome=r.boolean("companions_welcome", default=True),
+        max_companions=r.integer("max_companions", default=1, minimum=0) or 0,
+        offer_expiry_hours=offers.integer("expiry_hours", default=48, minimum=1) or 48,
+        no_offers_within_hours=offers.integer("no_offers_within_hours", default=24, minimum=0) or 0,
         late_policy=late_policy,
         reminder_days_before=tuple(reminders.int_list("days_before", default=[7, 1])),
         reminder_local_time=reminders.clock("local_time", default=time(9, 0)),
-        nudge_days_before_deadline=reminders.int(
+        nudge_days_before_deadline=reminders.integer(
             "nudge_unanswered_days_before_deadline", default=None, minimum=0
         ),
-        followup_days_after=followup.int("days_after", default=1, minimum=0) or 0,
+        followup_days_after=followup.integer("days_after", default=1, minimum=0) or 0,
         followup_local_time=followup.clock("local_time", default=time(10, 0)),
-        survey_url=followup.str("survey_url", default=""),
+        survey_url=followup.text("survey_url", default=""),
         materials=materials,
-        unsubscribe_url=mail.str("unsubscribe_url", default=""),
+        unsubscribe_url=mail.text("unsubscribe_url", default=""),
         allowed_sender_domains=tuple(
             d.lower() for d in trust.str_list("allowed_sender_domains", default=[])
         ),
-        raw_message_retention_days=retention.int(
+        raw_message_retention_days=retention.integer(
             "raw_messages_days_after_event", default=30, minimum=0
         )
         or 0,
-        personal_data_retention_days=retention.int(
+        personal_data_retention_days=retention.integer(
             "personal_data_days_after_event", default=365, minimum=0
         )
         or 0,
@@ -232,7 +232,7 @@ def _sessions(r: _Reader) -> tuple[SessionSpec, ...]:
     seen: set[str] = set()
     for i, table in enumerate(r.list_of_tables("sessions")):
         s = _Reader(table, r.source, prefix=f"sessions[{i}].", problems=r.problems)
-        key = s.str("key")
+        key = s.text("key")
         if key and not re.fullmatch(r"[a-z0-9_-]+", key):
             s.problem("key", "use lowercase letters, digits, '-' and '_'")
         if key in seen:
@@ -241,10 +241,10 @@ def _sessions(r: _Reader) -> tuple[SessionSpec, ...]:
         specs.append(
             SessionSpec(
                 key=key or "",
-                title=s.str("title") or "",
+                title=s.text("title") or "",
                 aliases=tuple(a.lower() for a in s.str_list("aliases", default=[])),
-                capacity=s.int("capacity", default=None, minimum=1),
-                description=s.str("description", default=""),
+                capacity=s.integer("capacity", default=None, minimum=1),
+                description=s.text("description", default=""),
             )
         )
     return tuple(specs)
@@ -278,7 +278,7 @@ class _Reader:
             self.problem(key, "missing")
         return default
 
-    def str(self, key: str, default: Any = _MISSING) -> Any:
+    def text(self, key: str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
         if value is default:
             return None if default is _MISSING else default
@@ -288,13 +288,13 @@ class _Reader:
         return value.strip()
 
     def email(self, key: str) -> str | None:
-        value = self.str(key)
+        value = self.text(key)
         if value and not _EMAIL_RE.match(value):
             self.problem(key, f"not a valid email address: {value!r}")
             return None
         return value  # type: ignore[no-any-return]
 
-    def int(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
         value = self._get(key, default)
         if value is default:
             return None if default is _MISSING else default
@@ -306,7 +306,7 @@ class _Reader:
             return None
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
             self.problem(key, "must be true or false")
@@ -341,7 +341,7 @@ class _Reader:
         self.problem(key, "must be a time of day such as 09:00")
         return default
 
-    def datetime(self, key: str, tz: ZoneInfo) -> datetime | None:
+    def moment(self, key: str, tz: ZoneInfo) -> datetime | None:
         value = self._get(key, _MISSING)
         if value is _MISSING:
             return None

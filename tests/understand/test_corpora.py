@@ -1,0 +1,77 @@
+"""Public corpora (../shared/corpora or $RSVPMAIL_CORPORA); skipped when absent.
+
+- sisimai set-of-emails (BSD-2-Clause): 629 real bounces, RFC 3834 auto-replies and abuse
+  reports. None may ever be read as an answer to the invitation.
+- discourse email_reply_trimmer (MIT): 64 reply bodies and their trimmed form. Our stripper
+  cuts sign-offs ("Best regards" and below) and forwarded mail, which that corpus keeps, so
+  full agreement is not the goal; the floor below guards against regressions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.understand._common import corpora_dir, sessions
+from workflows.understand import strip_reply, understand
+
+SISIMAI = corpora_dir() / "sisimai-set-of-emails" / "maildir" / "bsd"
+TRIMMER = corpora_dir() / "email-reply-trimmer" / "test"
+# Measured: 48 of 64 (75%) normalised-equal; the floor sits just under it.
+TRIMMER_MIN_AGREEMENT = 0.73
+
+
+def _need(path: Path) -> None:
+    if not path.is_dir():
+        pytest.skip(f"corpus not present: {path}")
+
+
+@pytest.mark.slow
+def test_sisimai_bounces_are_never_answers() -> None:
+    _need(SISIMAI)
+    kinds: Counter[str] = Counter()
+    answers: list[str] = []
+    rfc3834_not_auto: list[str] = []
+    for path in sorted(SISIMAI.glob("*.eml")):
+        u = understand(path.read_bytes(), sessions())  # must not raise
+        kinds[u.kind.value] += 1
+        if u.kind.value in ("accept", "decline", "tentative", "question"):
+            answers.append(f"{path.name}: {u.kind.value} {u.notes}")
+        if path.name.startswith("rfc3834-") and u.kind.value != "auto_reply":
+            rfc3834_not_auto.append(path.name)
+        assert u.is_automatic or u.kind.value == "unclear", path.name
+    total = sum(kinds.values())
+    print(f"\nsisimai: {total} messages: {dict(kinds)}")
+    assert total >= 600
+    assert answers == []
+    assert rfc3834_not_auto == []
+    assert kinds["bounce"] >= 0.93 * total  # measured 595/629
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_reply_trimmer_agreement() -> None:
+    _need(TRIMMER)
+    names = sorted(p.name for p in (TRIMMER / "emails").glob("*.txt"))
+    agree = [
+        n
+        for n in names
+        if _norm(strip_reply((TRIMMER / "emails" / n).read_text("utf-8", "replace")))
+        == _norm((TRIMMER / "trimmed" / n).read_text("utf-8", "replace"))
+    ]
+    rate = len(agree) / len(names)
+    print(f"\nemail-reply-trimmer: {len(agree)}/{len(names)} = {rate:.0%} agree")
+    assert len(names) >= 60
+    assert rate >= TRIMMER_MIN_AGREEMENT
+
+
+@pytest.mark.parametrize("name", ["embedded_email_dutch_1.txt", "embedded_email_dutch_2.txt"])
+def test_reply_trimmer_dutch_exact(name: str) -> None:
+    _need(TRIMMER)
+    got = strip_reply((TRIMMER / "emails" / name).read_text("utf-8"))
+    assert got == (TRIMMER / "trimmed" / name).read_text("utf-8").strip()

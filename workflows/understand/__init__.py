@@ -1,0 +1,76 @@
+"""Understanding one reply to an invitation: pure functions, no IO.
+
+    understand(raw_bytes, sessions) -> Understanding
+
+Order of reading (first match decides the kind):
+
+1. Too large (> max_bytes) → ``unclear``; only the headers are read (envelope, token).
+2. Bounce: a delivery-status report, flufl.bounce, or a daemon/"Onbestelbaar" text → ``bounce``
+   with ``bounced_recipients`` and ``bounce_permanent`` ("delayed"/4.x.x is not permanent).
+   A DSN that reports success is ``auto_reply``. An empty Return-Path alone is not a bounce.
+   Abuse reports (ARF) → ``unclear`` (a human should see them).
+3. Calendar REPLY (METHOD:REPLY): PARTSTAT ACCEPTED/DECLINED/TENTATIVE decides; DELEGATED is a
+   decline with the delegate as substitute. The COMMENT (Google) or the typed body (Outlook)
+   adds session, companions, dietary; a comment that says the opposite → ``unclear``.
+4. Auto-reply: RFC 3834 Auto-Submitted (≠ no), X-Autoreply/X-Autorespond, Precedence:
+   auto_reply, Exchange's inbox-rule loop header, an empty Return-Path, or an out-of-office
+   subject/body in Dutch or English → ``auto_reply``, whatever words ("ja", "aanwezig") it has.
+5. Free text, after removing quotes and signatures (strip.py), read by text.py:
+   ``accept`` / ``decline`` / ``tentative`` / ``question`` / ``unclear``.
+
+Policy choices:
+- A *substitute* ("ik kan niet, collega Jansen komt in mijn plaats") makes the kind
+  ``decline`` with ``substitute`` set: the invitee declines for themself and the rules decide
+  what to do with the named substitute. A session named with a substitute is the substitute's.
+- A *companion* ("ik kom met mijn collega Karin Smit") keeps the invitee's own kind; an unnamed
+  companion ("ik kom niet alleen") has name "".
+- ``unclear`` whenever the text contradicts itself, hedges a decline ("waarschijnlijk niet"),
+  or gives no answer: unclear mail goes to a human, and a wrong accept or decline costs more
+  than a human look. A bare unsubscribe request is ``unclear`` with ``wants_unsubscribe``.
+- A cancellation ("ik moet mij helaas afmelden") is a ``decline`` with
+  ``mentions_cancellation``.
+- ``is_automatic`` is true for anything that must never be answered (RFC 3834, lists,
+  daemons, empty Return-Path, and every bounce and auto-reply).
+- ``message_id`` and ``references`` keep their angle brackets ("<id@host>"), as sent.
+
+`understand` never raises: any failure inside gives ``unclear`` with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from workflows.event_config import SessionSpec
+from workflows.understand.pipeline import read_message
+from workflows.understand.strip import strip_reply
+from workflows.understanding import PersonMention, ReplyKind, Understanding
+
+__all__ = ["PersonMention", "ReplyKind", "Understanding", "strip_reply", "understand"]
+
+
+def understand(
+    raw: bytes,
+    sessions: Sequence[SessionSpec],
+    *,
+    default_language: str = "nl",
+    max_bytes: int = 10_000_000,
+) -> Understanding:
+    """Read one raw inbound message; never raises."""
+    try:
+        data = bytes(raw) if not isinstance(raw, bytes) else raw
+    except Exception:
+        data = str(raw).encode("utf-8", "replace")
+    try:
+        return read_message(data, sessions, default_language, max_bytes)
+    except RecursionError:
+        return Understanding(
+            kind=ReplyKind.UNCLEAR,
+            language=default_language,
+            notes=("message structure too deeply nested to read",),
+        )
+    except Exception as exc:  # never let one message stop the inbox
+        return Understanding(
+            kind=ReplyKind.UNCLEAR,
+            language=default_language,
+            notes=(f"could not read message: {type(exc).__name__}: {str(exc)[:200]}",),
+        )

@@ -1,0 +1,222 @@
+"""Delivery failures: which addresses bounced, and whether for good.
+
+Three readers, most reliable first:
+1. our own reading of RFC 3464 delivery-status parts (Action + Status per recipient), because
+   it tells a "delayed" warning from a real failure;
+2. flufl.bounce's detectors for the many non-standard formats (it also splits temporary and
+   permanent failures);
+3. a last heuristic for what both miss (qmail-style text, Dutch Exchange "Onbestelbaar"),
+   only when the message already looks like a bounce.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from workflows.understand import mime
+
+_BOUNCE_SUBJECT_RE = re.compile(
+    r"undeliver(?:able|ed)|returned\s+mail|return(?:ed)?\s+to\s+sender|delivery\s+(?:status\s+"
+    r"notification|failure|failed|has\s+failed|problem|report|notification)|failure\s+notice|"
+    r"mail\s+delivery\s+(?:failed|failure|system)|non-?deliver|could\s+not\s+be\s+delivered|"
+    r"not\s+delivered|mail\s+system\s+error|message\s+(?:not\s+delivered|delayed|rejected)|"
+    r"warning:\s+could\s+not\s+send|delayed\s+mail|mail\s+failure|returned\s+message|"
+    r"onbestelbaar|niet\s+bezorgd|kan\s+niet\s+worden\s+bezorgd|bezorging\s+(?:is\s+)?mislukt|"
+    r"niet\s+afgeleverd|vertraagd|unzustellbar|nicht\s+zustellbar|non\s+remis|"
+    r"delivery\s+delayed|rejected|nondeliverable|bounce",
+    re.IGNORECASE,
+)
+_BOUNCE_SENDER_RE = re.compile(
+    r"^(?:mailer-daemon|mailer_daemon|postmaster|mail-daemon|mdaemon|bounce[s]?|"
+    r"microsoftexchange[0-9a-f]*|mail\.?delivery)@",
+    re.IGNORECASE,
+)
+_BOUNCE_BODY_RE = re.compile(
+    r"(?:could\s+not|couldn't|was\s+not|wasn't|cannot|can't|unable\s+to)\s+(?:be\s+)?deliver|"
+    r"delivery\s+(?:has\s+)?failed|permanent\s+(?:error|failure)|user\s+unknown|"
+    r"no\s+such\s+(?:user|mailbox)|mailbox\s+(?:unavailable|not\s+found|full|is\s+full)|"
+    r"recipient\s+(?:address\s+)?rejected|address\s+rejected|"
+    r"kan\s+niet\s+worden\s+bezorgd|kon\s+niet\s+worden\s+bezorgd|is\s+niet\s+bezorgd|"
+    r"levering\s+is\s+mislukt|bezorging\s+(?:is\s+)?mislukt|onbestelbaar|niet\s+afgeleverd|"
+    r"nicht\s+zugestellt|unzustellbar",
+    re.IGNORECASE,
+)
+_TEMPORARY_RE = re.compile(
+    r"\bdelayed\b|\bdelay\b|will\s+(?:continue\s+to\s+|be\s+)?retr(?:y|ied)|still\s+trying|"
+    r"not\s+yet\s+been\s+delivered|has\s+not\s+yet|temporar(?:y|ily)|vertraagd|"
+    r"nog\s+niet\s+(?:bezorgd|afgeleverd)|opnieuw\s+proberen|warning:",
+    re.IGNORECASE,
+)
+# Where the returned original starts in a plain-text bounce.
+_ORIGINAL_RE = re.compile(
+    r"^(?:-{2,}.*(?:copy|original|below|oorspronkelijk|headers).*|.*below\s+this\s+line.*|"
+    r"original\s+message\s+headers:?|return-path:.*|received:.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class BounceResult:
+    recipients: tuple[str, ...]
+    permanent: bool
+    reason: str
+    delivered_only: bool = False  # a DSN that reports success: not a failure at all
+
+
+def looks_like_bounce(msg: Message, subject: str, sender: str | None, body: str) -> bool:
+    if _is_delivery_report(msg):
+        return True
+    if sender and _BOUNCE_SENDER_RE.match(sender):
+        return True
+    if _daemon_from(mime.header(msg, "From")):
+        return True
+    if any(mime.content_type(p) == "message/delivery-status" for p, _, _ in mime.walk(msg)):
+        return True
+    if _BOUNCE_SUBJECT_RE.search(subject or "") and _BOUNCE_BODY_RE.search(body[:5000]):
+        return True
+    from_header = mime.header(msg, "From").lower()
+    if "mail delivery" in from_header and _BOUNCE_BODY_RE.search(body[:5000]):
+        return True
+    return _empty_return_path(msg) and bool(
+        _BOUNCE_SUBJECT_RE.search(subject or "") or _BOUNCE_BODY_RE.search(body[:5000])
+    )
+
+
+def detect_bounce(msg: Message, subject: str, sender: str | None, body: str) -> BounceResult | None:
+    """A BounceResult when the message is a delivery failure (or a DSN), else None."""
+    if not looks_like_bounce(msg, subject, sender, body):
+        return None
+    dsn = _read_dsn(msg)
+    if dsn is not None:
+        return dsn
+    flufl = _read_flufl(msg)
+    if flufl is not None:
+        return flufl
+    return _read_text(msg, subject, body)
+
+
+def _daemon_from(value: str) -> bool:
+    """ "MAILER-DAEMON <>", "<>", "Mail Delivery Subsystem <MAILER-DAEMON>": no usable address."""
+    low = value.strip().lower()
+    return (low in ("<>", "") and bool(value)) or bool(
+        re.search(r"mailer-daemon|mail\s+delivery\s+(?:subsystem|system)|postmaster", low)
+    )
+
+
+def _is_delivery_report(msg: Message) -> bool:
+    if mime.content_type(msg) != "multipart/report":
+        return False
+    try:
+        report_type = (msg.get_param("report-type") or "").lower()  # type: ignore[union-attr]
+    except Exception:
+        report_type = ""
+    return report_type in ("delivery-status", "") or any(
+        mime.content_type(p) == "message/delivery-status" for p, _, _ in mime.walk(msg)
+    )
+
+
+def _empty_return_path(msg: Message) -> bool:
+    return any(v.strip() in ("<>", "") for v in mime.all_headers(msg, "Return-Path"))
+
+
+def _read_dsn(msg: Message) -> BounceResult | None:
+    """RFC 3464: one per-recipient block per address with Action and Status."""
+    failed: list[str] = []
+    permanent = False
+    saw_block = False
+    for part, _depth, _attached in mime.walk(msg):
+        if mime.content_type(part) != "message/delivery-status":
+            continue
+        for block in _dsn_blocks(part):
+            recipient = _dsn_recipient(block)
+            action = block.get("action", "").strip().lower()
+            status = block.get("status", "").strip()
+            if not recipient or not action:
+                continue
+            saw_block = True
+            if action == "failed":
+                failed.append(recipient)
+                if not status.startswith("4"):
+                    permanent = True
+            elif action == "delayed":
+                failed.append(recipient)
+    if failed:
+        kind = "permanent" if permanent else "temporary"
+        return BounceResult(tuple(dict.fromkeys(failed)), permanent, f"DSN ({kind})")
+    if saw_block:
+        return BounceResult((), False, "DSN reports delivery, not a failure", delivered_only=True)
+    return None
+
+
+def _dsn_blocks(part: Message) -> list[dict[str, str]]:
+    """The header blocks of a message/delivery-status part, however the parser stored them."""
+    try:
+        payload = part.get_payload()
+    except Exception:
+        return []
+    blocks: list[dict[str, str]] = []
+    if isinstance(payload, list):
+        for sub in payload:
+            if isinstance(sub, Message):
+                blocks.append({k.lower(): mime.decode_header_value(v) for k, v in sub.items()})
+        return blocks
+    text = payload if isinstance(payload, str) else ""
+    for chunk in re.split(r"\r?\n\s*\r?\n", text):
+        block: dict[str, str] = {}
+        for line in chunk.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                block[key.strip().lower()] = value.strip()
+        blocks.append(block)
+    return blocks
+
+
+def _dsn_recipient(block: dict[str, str]) -> str | None:
+    for key in ("original-recipient", "final-recipient"):
+        value = block.get(key, "")
+        _, _, addr = value.rpartition(";")
+        addr = addr.strip().strip("<>").lower()
+        if "@" in addr:
+            return addr
+    return None
+
+
+def _read_flufl(msg: Message) -> BounceResult | None:
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:
+        return None
+    perm = sorted(_as_text(a) for a in permanent)
+    temp = sorted(_as_text(a) for a in temporary if a not in permanent)
+    recipients = tuple(a for a in dict.fromkeys(perm + temp) if "@" in a)
+    if not recipients:
+        return None
+    return BounceResult(recipients, bool(perm), "flufl.bounce")
+
+
+def _as_text(addr: bytes | str) -> str:
+    text = addr.decode("utf-8", "replace") if isinstance(addr, bytes) else addr
+    return text.strip().strip("<>").lower()
+
+
+def _read_text(msg: Message, subject: str, body: str) -> BounceResult:
+    """Plain-text bounces: addresses named before the returned original, if any."""
+    head = body[:20_000]
+    m = _ORIGINAL_RE.search(head)
+    if m and m.start() > 0:
+        head = head[: m.start()]
+    own = {mime.address(msg, "From") or "", mime.address(msg, "To") or ""}
+    recipients = [
+        a.lower().rstrip(".")
+        for a in _ADDRESS_RE.findall(head)
+        if a.lower() not in own and not _BOUNCE_SENDER_RE.match(a)
+    ]
+    temporary = bool(_TEMPORARY_RE.search(subject or "") or _TEMPORARY_RE.search(head))
+    permanent_code = re.search(r"\b5\.\d{1,3}\.\d{1,3}\b|\b55\d\b", head)
+    permanent = bool(permanent_code) or not temporary
+    return BounceResult(tuple(dict.fromkeys(recipients)), permanent, "bounce text")

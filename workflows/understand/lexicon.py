@@ -1,0 +1,253 @@
+"""Dutch and English phrases that carry an answer, compiled once.
+
+All patterns run on lowercased text. They are grouped by what they signal; `text.py` decides
+what a combination means. Strong signals are first-person statements ("ik kom", "I can't
+attend"); weak signals are bare interjections at the start of a sentence ("Ja", "Nee").
+Third-person phrases ("collega komt") never count as the invitee's own answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _c(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+# Phrases that look like signals but are not; blanked out before signals are matched.
+NEUTRAL = _c(
+    r"\bniet\s+alleen\b", r"\bnot\s+only\b", r"\bnot\s+alone\b",
+    r"\bgeen\s+(?:probleem|punt|bezwaar|dieet\w*|allergie\w*|bijzonderheden|voorkeur)\b",
+    r"\bno\s+(?:problem|worries|preference|dietary\s+\w+|allergies)\b",
+    r"\bkan\s+(?:bijna\s+)?niet\s+wachten\b", r"\bcan(?:'t|not|\s+not)\s+wait\b",
+    r"\b(?:misschien|wellicht|hopelijk|maybe|hopefully|perhaps)\s+(?:een\s+|tot\s+)?"
+    r"(?:volgende|andere|next|another)\s+(?:keer|time|bijeenkomst|gelegenheid|occasion)\b",
+    r"\b(?:als|wanneer|indien|zodra|if|when|once)\s+(?:ik|i)\s+(?:kom|er\s+ben|aanwezig\s+ben|"
+    r"come|attend|am\s+there)\b",
+    r"\bniet\s+(?:voor\s+u\s+)?bestemd\b", r"\bniet\s+van\s+toepassing\b",
+    r"\b(?:hoe\s+dan\s+ook|no\s+matter\s+what)\b",
+    r"\bof\s+(?:ik\s+)?niet\b",
+    # "ik kijk even of ik kan komen": checking is not an answer.
+    r"\b(?:kijk|kijken|bekijk|bekijken|nagaan|check|checken)\s+(?:\w+\s+){0,3}?of\s+"
+    r"(?:ik|het|we|wij)\s+(?:\w+\s+){0,4}?(?:kan|kom|lukt|komen|kunnen)\b",
+    r"\b(?:check|see)\s+(?:\w+\s+){0,2}?(?:if|whether)\s+i\s+(?:\w+\s+){0,3}?(?:can|could)\b",
+    r"\bniet\s+(?:vergeten|te\s+laat)\b",
+)  # fmt: skip
+
+# "Ik had graag willen komen": sounds positive, means no.
+REGRET = _c(
+    r"\b(?:had|hadden)\s+(?:heel\s+|zeer\s+|erg\s+|echt\s+)?graag\s+(?:\w+\s+){0,3}?"
+    r"(?:willen\s+)?(?:komen|gekomen|deelnemen|deelgenomen|aanwezig|bij\s*geweest|erbij|geweest)",
+    r"\b(?:was|waren)\s+(?:er\s+)?(?:heel\s+|zeer\s+|erg\s+)?graag\s+(?:bij\s+)?(?:\w+\s+){0,3}?"
+    r"(?:geweest|gekomen)",
+    r"\bzou\s+(?:er\s+)?(?:heel\s+|zeer\s+)?graag\s+(?:\w+\s+){0,2}?(?:zijn\s+)?(?:gekomen|geweest)",
+    r"\b(?:i|we)(?:'d|\s+would)\s+have\s+(?:loved|liked|wanted)\s+to",
+)
+
+TENTATIVE = _c(
+    r"\bonder\s+voorbehoud\b", r"\bmisschien\b", r"\bwaarschijnlijk\b", r"\bwellicht\b",
+    r"\bmogelijk(?:erwijs)?\s+(?:kom|ben|kan|zal)\s+ik\b",
+    r"\bik\s+(?:kom|ben|kan)\s+(?:er\s+)?mogelijk(?:erwijs)?\b",
+    r"\b(?:ik\s+)?weet\s+(?:het\s+)?(?:nu\s+)?nog\s+niet\b",
+    r"\bnog\s+niet\s+(?:zeker|duidelijk|bekend)\b",
+    r"\bniet\s+zeker\s+of\b", r"\bik\s+probeer\s+(?:te\s+komen|erbij\s+te\s+zijn|aanwezig|het)\b",
+    r"\bik\s+hoop\s+(?:te\s+komen|erbij\s+te\s+zijn|aanwezig|te\s+kunnen)\b",
+    r"\bals\s+(?:mijn\s+)?agenda\s+het\s+toelaat\b", r"\bafhankelijk\s+van\b", r"\bvoorlopig\b",
+    r"\bvoorzichtig\s+ja\b", r"\bals\s+het\s+(?:lukt|kan|mogelijk\s+is)\b",
+    r"\bindien\s+mogelijk\b", r"\bif\s+(?:possible|i\s+can)\b", r"\bonder\s+voorwaarde\b",
+    r"\btentative(?:ly)?\b", r"\bmaybe\b", r"\bperhaps\b", r"\bpossibly\b", r"\bprobably\b",
+    r"\b(?:i|we)\s+might\b", r"\bnot\s+(?:yet\s+)?(?:sure|certain)\b",
+    r"\b(?:i|we)\s*(?:will|'ll)\s+try\s+to\b",
+    r"\bhope\s+to\s+(?:attend|come|make\s+it|be\s+there|join)\b",
+    r"\bif\s+(?:my\s+)?(?:schedule|agenda|diary|calendar)\s+(?:allows|permits)\b",
+    r"\bdepending\s+on\b", r"\bpencil\s+me\s+in\b", r"\bprovisional(?:ly)?\b",
+)  # fmt: skip
+
+# Cancelling an earlier registration (also a decline).
+CANCEL = _c(
+    r"\b(?:moet|wil)\s+(?:mij|me|mijzelf)\s+(?:\w+\s+){0,2}?afmelden\b",
+    r"\bmeld\s+(?:ik\s+)?(?:mij|me)\s+(?:\w+\s+){0,2}?af\b", r"\bafmelding\b", r"\bafmelden\b",
+    r"\b(?:mijn\s+)?aanmelding\s+(?:\w+\s+){0,2}?(?:intrekken|annuleren|terugtrekken|terug\s+trekken|"
+    r"vervalt|laten\s+vervallen)\b",
+    r"\bkan\s+(?:er\s+)?(?:\w+\s+){0,2}?toch\s+niet\b",
+    r"\btoch\s+niet\s+(?:komen|aanwezig|deelnemen|bij)\b",
+    r"\bkom\s+(?:\w+\s+){0,2}?toch\s+niet\b", r"\bmoet\s+(?:\w+\s+){0,2}?(?:annuleren|afzeggen)\b",
+    r"\bzeg\s+(?:ik\s+)?(?:\w+\s+){0,2}?af\b", r"\bannuleer\b",
+    r"\bkan\s+(?:er\s+)?niet\s+meer\s+(?:komen|bij|aanwezig)\b",
+    r"\bcancel(?:ling|led)?\s+(?:my|our)\s+(?:registration|attendance|participation|rsvp|place|spot)\b",
+    r"\bwithdraw\s+(?:my|our)\b",
+    r"\bcan\s+no\s+longer\s+(?:attend|come|make\s+it|join|be\s+there)\b",
+    r"\b(?:won't|will\s+not|can't|cannot)\s+(?:be\s+able\s+to\s+)?(?:make\s+it|attend|come|join)\s+after\s+all\b",
+    r"\bno\s+longer\s+(?:able|available|attending|coming)\b",
+)  # fmt: skip
+
+_AFTER_NIET = (
+    r"(?=\s*(?:$|[,.;:!)]|\s(?:komen|bij|aanwezig|zijn|deelnemen|erbij|aanschuiven|meedoen|"
+    r"maar|want|omdat|vanwege|ivm|i\.v\.m\.|door|helaas|op|in|dus|en|gaan)\b))"
+)
+DECLINE = _c(
+    rf"\bik\s+(?:kan|kom|zal)\s+(?:er\s+|daar\s+|dan\s+|die\s+dag\s+)?(?:\w+\s+){{0,5}}?niet\b{_AFTER_NIET}",
+    rf"\b(?:kan|kom|zal)\s+ik\s+(?:er\s+|daar\s+|dan\s+)?(?:\w+\s+){{0,3}}?niet\b{_AFTER_NIET}",
+    r"\bik\s+ben\s+(?:er\s+|daar\s+|dan\s+|die\s+dag\s+)?(?:\w+\s+){0,4}?(?:niet\s+(?:bij|aanwezig|beschikbaar|in\s+de\s+gelegenheid)|verhinderd|afwezig)\b",
+    r"\bben\s+ik\s+(?:er\s+|daar\s+|dan\s+)?(?:\w+\s+){0,2}?(?:niet\s+(?:bij|aanwezig|beschikbaar|in\s+de\s+gelegenheid)|verhinderd|afwezig)\b",
+    r"\b(?:wij|we)\s+(?:kunnen|komen|zijn)\s+(?:er\s+)?(?:\w+\s+){0,2}?niet\b" + _AFTER_NIET,
+    r"\bverhinderd\b", r"\bandere\s+(?:verplichting(?:en)?|afspraak|afspraken)\b",
+    r"\bverstek\s+(?:laten\s+)?gaan\b", r"\bmoet\s+(?:\w+\s+){0,2}?(?:bedanken|passen|verstek)\b",
+    r"\b(?:lukt|past)\s+(?:het\s+)?(?:mij\s+|me\s+)?(?:\w+\s+){0,2}?niet\b",
+    r"\b(?:gaat|zal)\s+(?:mij\s+|me\s+|het\s+)?(?:\w+\s+){0,2}?niet\s+lukken\b",
+    r"\bniet\s+(?:kunnen\s+)?(?:komen|deelnemen|aanwezig\s+zijn|aanwezig\s+kunnen\s+zijn)\b",
+    r"\bmoet\s+(?:u\s+|jullie\s+)?teleurstellen\b", r"\bsla\s+(?:deze|het|dit)\s+(?:\w+\s+)?over\b",
+    r"\b(?:ben|zit)\s+(?:dan|die\s+dag|op\s+\d+\s+\w+)?\s*(?:met|op)\s+vakantie\b",
+    r"\bgeen\s+tijd\b", r"\bagenda\s+(?:zit\s+|is\s+)?(?:al\s+)?vol\b",
+    r"\b(?:can't|cannot|can\s+not|won't|will\s+not|wouldn't|unable\s+to|not\s+able\s+to|"
+    r"won't\s+be\s+able\s+to|will\s+not\s+be\s+able\s+to)\s+(?:\w+\s+){0,2}?(?:attend|come|make\s+it|join|be\s+there|"
+    r"participate|be\s+present|take\s+part)\b",
+    r"\b(?:i|we)\s+(?:must|have\s+to|regret(?:fully)?|will\s+have\s+to|need\s+to)\s+(?:\w+\s+)?(?:decline|pass|miss)\b",
+    r"\bregretfully\b", r"\b(?:i|we)\s+(?:decline|will\s+pass|'ll\s+pass)\b",
+    r"\b(?:i|we)\s*(?:am|are|'m|'re)\s+(?:\w+\s+)?not\s+(?:able|available|coming|attending|free)\b",
+    r"\bunfortunately\s+(?:i|we)\s+(?:can't|cannot|won't|will\s+not|am\s+not|are\s+not|have\s+to)\b",
+    r"\b(?:another|prior|other)\s+(?:commitment|engagement|appointment|obligation)s?\b",
+    r"\bscheduling\s+conflict\b",
+)  # fmt: skip
+
+ACCEPT = _c(
+    r"\bik\s+(?:kom|ben\s+er)\b",
+    r"\bik\s+ben\s+(?:er\s+)?(?:\w+\s+)?(?:aanwezig|erbij|bij|van\s+de\s+partij)\b",
+    r"\bik\s+zal\s+(?:er\s+)?(?:\w+\s+)?(?:bij\s+)?(?:zijn|komen|aanwezig\s+zijn)\b",
+    r"\bik\s+(?:neem|doe)\s+(?:\w+\s+)?(?:deel|mee)\b", r"\bik\s+schuif\s+(?:\w+\s+)?aan\b",
+    r"\bik\s+wil\s+(?:\w+\s+){0,2}?(?:komen|deelnemen|aanwezig\s+zijn|aanmelden|meedoen|erbij\s+zijn|"
+    r"bij\s+zijn|aanschuiven)\b",
+    r"\bik\s+kan\s+(?:er\s+)?(?:gewoon\s+|wel\s+|zeker\s+|gelukkig\s+)?(?:komen|bij\s+zijn|erbij\s+zijn|"
+    r"aanwezig\s+zijn|deelnemen)\b",
+    r"\b(?:kom|ben|zal|neem|doe|wil|kan)\s+ik\s+(?:er\s+)?(?:graag|zeker|natuurlijk|uiteraard|gewoon|"
+    r"dan|ook|wel)?\s*(?:\w+\s+)?(?:komen|bij|aanwezig|deel|mee|erbij|$|[,.!])",
+    r"\b(?:graag|hierbij|bij\s+deze)\s+(?:\w+\s+)?(?:meld|aanmelden|aangemeld)\b",
+    r"\bmeld\s+(?:ik\s+)?(?:mij|me|ons)\s+(?:\w+\s+){0,2}?aan\b",
+    r"\b(?:wij|we)\s+(?:komen|zijn\s+er|zijn\s+(?:\w+\s+)?(?:aanwezig|erbij|bij))\b",
+    r"\bik\s+ben\s+van\s+de\s+partij\b", r"\bcount\s+me\s+in\b",
+    r"\bzet\s+(?:mij|me|ons)\s+(?:\w+\s+)?op\s+de\s+(?:deelnemers)?lijst\b",
+    # A secretary answering for the invitee.
+    r"\bmeld\s+(?:ik\s+)?(?:haar|hem|de\s+wethouder|wethouder\s+\w+)\s+(?:\w+\s+){0,2}?aan\b",
+    r"\b(?:de\s+)?wethouder\s+(?:\w+\s+){0,3}?(?:komt|is\s+(?:\w+\s+)?aanwezig|neemt\s+(?:\w+\s+)?deel)\b",
+    r"\b(?:i|we)\s*(?:will|'ll|shall|would\s+(?:love|like)\s+to|'d\s+(?:love|like)\s+to|"
+    r"(?:am|are|'m|'re)\s+(?:happy|glad|pleased|delighted)\s+to|can|could)\s+"
+    r"(?:gladly\s+|definitely\s+|certainly\s+|happily\s+|gladly\s+)?(?:be\s+(?:there|attending|present|"
+    r"joining)|attend|come|join|make\s+it|participate|register)\b",
+    r"\b(?:i|we)\s+accept\b", r"\b(?:please\s+)?(?:register|sign)\s+(?:me|us)\b",
+    r"\b(?:i|we)\s*(?:am|are|'m|'re)\s+(?:\w+\s+)?(?:coming|attending|in)\b",
+    r"\bhappy\s+to\s+(?:attend|join|come)\b",
+    r"\bik\s+ga\s+(?:graag\s+|zeker\s+|dan\s+)?(?:naar\s+(?:de\s+)?(?:deelsessie|sessie|bijeenkomst)|mee\b|er\s+heen)",
+    r"\blook(?:ing)?\s+forward\s+to\s+(?:attending|joining|being\s+there|participating|"
+    r"seeing\s+you\s+(?:there|on))\b",
+)  # fmt: skip
+
+# Statements that imply coming but whose negation is not a decline ("ik neem geen collega mee").
+ACCEPT_IMPLIED = _c(
+    r"\bik\s+neem\s+(?:\w+\s+){0,6}?mee\b",
+    r"\bik\s+ga\s+(?:\w+\s+){0,2}?naar\b",
+    r"\b(?:i\s*(?:will|'ll)|i\s+am|i'm)\s+(?:\w+\s+)?bring(?:ing)?\b",
+)
+
+# Interjections: only at the very start of a sentence or clause.
+YES = re.compile(
+    r"^\s*(?:ja(?:zeker|wel)?|yes|yep|yeah|zeker|absoluut|graag|heel\s+graag|zeer\s+graag|"
+    r"met\s+(?:veel\s+)?(?:plezier|genoegen)|certainly|definitely|gladly|with\s+pleasure|"
+    r"of\s+course|uiteraard|natuurlijk|sure)\b(?!\s+(?:niet|not)\b)",
+    re.IGNORECASE,
+)
+NO = re.compile(
+    r"^\s*(?:nee(?:n)?|no|nope|helaas\s+(?:niet|nee)|sorry,?\s+nee|unfortunately\s+not|"
+    r"helaas\s*[.!]*\s*$)(?:\b|$)",
+    re.IGNORECASE,
+)
+# "Ja, helaas …": the "ja" is a discourse marker, not a yes.
+SOFTENER = re.compile(r"\b(?:helaas|jammer|spijt|unfortunately|sorry|regret)\b", re.IGNORECASE)
+
+UNSUBSCRIBE = _c(
+    r"\buitschrijven\b", r"\bschrijf\s+(?:mij|me|ons)\s+(?:\w+\s+)?uit\b",
+    r"\bafmelden\s+voor\s+(?:\w+\s+){0,2}?(?:mailings?|mails?|e-?mails?|nieuwsbrie\w+|berichten|"
+    r"verzendlijst|mailinglijst|uitnodigingen)\b",
+    r"\bgeen\s+(?:\w+\s+)?(?:e-?mails?|mails?|berichten|uitnodigingen|mailings?)\s+meer\b",
+    r"\bverwijder\s+(?:mij|me|ons)\s+(?:\w+\s+){0,2}?(?:uit|van)\s+(?:de|uw|jullie|het|deze)\s+"
+    r"(?:\w+\s+)?(?:lijst|verzendlijst|mailinglijst|bestand|adressenbestand)\b",
+    r"\bunsubscribe\b", r"\bremove\s+me\s+from\b", r"\bstop\s+(?:sending|emailing|mailing)\b",
+    r"\bdo\s+not\s+(?:email|mail|contact)\s+me\b", r"\bopt\s+out\b",
+)  # fmt: skip
+
+QUESTION_PHRASE = _c(
+    r"\bik\s+vraag\s+me\s+af\b", r"\bik\s+vroeg\s+me\s+af\b", r"\bi\s+(?:was\s+)?wonder(?:ing)?\b",
+    r"\bgraag\s+(?:zou\s+ik\s+)?(?:weten|horen)\s+(?:of|hoe|wat|waar|wanneer)\b",
+    r"\b(?:kunt|kun)\s+(?:u|je|jij|jullie)\s+(?:mij\s+|me\s+)?(?:laten\s+weten|vertellen|aangeven)\b",
+    r"\bcould\s+you\s+(?:please\s+)?(?:let\s+me\s+know|tell\s+me|confirm)\b",
+    r"\bweet\s+u\s+(?:of|wanneer|waar|hoe)\b", r"\bmijn\s+vraag\s+is\b",
+    r"\bik\s+heb\s+een\s+vraag\b",
+)  # fmt: skip
+
+QUESTION_STARTERS = frozenset(
+    [
+        "kan",
+        "kunnen",
+        "kun",
+        "mag",
+        "mogen",
+        "is",
+        "zijn",
+        "wordt",
+        "worden",
+        "komt",
+        "komen",
+        "hoe",
+        "wat",
+        "waar",
+        "wanneer",
+        "welke",
+        "wie",
+        "hoeveel",
+        "moet",
+        "moeten",
+        "zou",
+        "zouden",
+        "heeft",
+        "hebben",
+        "weet",
+        "weten",
+        "graag",
+        "can",
+        "could",
+        "is",
+        "are",
+        "do",
+        "does",
+        "will",
+        "would",
+        "how",
+        "what",
+        "where",
+        "when",
+        "which",
+        "who",
+        "should",
+        "may",
+        "shall",
+    ]
+)
+
+DIETARY = _c(
+    r"\bvegetari(?:sch|sche|ër|er|ërs|an)\b", r"\bveganist(?:isch|ische)?\b", r"\bvegan\b",
+    r"\bplantaardig\w*\b", r"\bpesc[ao]tari(?:sch|an)\b",
+    r"\bgluten[-\s]?(?:vrij|vrije|free|intolerant\w*|allergie)\b", r"\bcoeliakie\b",
+    r"\bc(?:o)?eliac\b",
+    r"\blactose[-\s]?(?:vrij|vrije|free|intolerant\w*)\b", r"\bzuivelvrij\w*\b",
+    r"\bdairy[-\s]free\b",
+    r"\bkoemelk\w*allergie\b",
+    r"\b(?:noten|pinda|schaaldieren|schelp\w*|vis|ei|soja|sesam|selderij|mosterd|tarwe)[-\s]?allergie\b",
+    r"\ballergi(?:sch|e)\s+(?:voor|voor\s+de|tegen|to|for)\s+[\w-]+(?:\s+(?:en|and|of|or)\s+[\w-]+)?",
+    r"\b(?:nut|peanut|shellfish|fish|egg|soy|sesame)\s+allerg(?:y|ies)\b",
+    r"\ballergic\s+to\s+[\w-]+(?:\s+(?:and|or)\s+[\w-]+)?",
+    r"\bhalal\b", r"\bkoosjer\b", r"\bkosher\b",
+    r"\bgeen\s+(?:varkensvlees|vlees|vis|alcohol|noten|pinda'?s|gluten|lactose|zuivel)\b",
+    r"\bno\s+(?:pork|meat|fish|alcohol|nuts|gluten|dairy)\b",
+    r"\bdiabet(?:es|isch|ic)\b", r"\bsuikervrij\w*\b",
+)  # fmt: skip
+DIETARY_NEGATION = re.compile(r"\b(?:geen|niet|no|not|non)\s+(?:\w+\s+)?$", re.IGNORECASE)

@@ -1,0 +1,366 @@
+"""Safe reading of a raw message: parse, walk, decode, headers, HTML → text.
+
+Everything here must survive hostile or broken input (bad charsets, truncated base64, deeply
+nested multiparts), because one unreadable reply must never stop the inbox from being read.
+Decoding problems are replaced, never raised.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.header
+import email.parser
+import email.policy
+import re
+from collections.abc import Iterator
+from email.message import Message
+from email.utils import getaddresses, parseaddr
+from html.parser import HTMLParser
+
+# Bounds that keep a pathological message cheap to read.
+MAX_DEPTH = 20
+MAX_PARTS = 200
+MAX_TEXT_CHARS = 200_000  # of body text kept per part; replies are short
+HEADER_SCAN_BYTES = 256_000  # how much of an oversized message we read for its headers
+
+# Charsets that mail clients declare but do not mean: Outlook writes windows-1252 bytes under
+# an iso-8859-1 label, and a few clients send made-up names.
+_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "unknown-8bit": "cp1252",
+    "x-unknown": "cp1252",
+    "utf8": "utf-8",
+}
+
+
+def parse(raw: bytes) -> Message:
+    """Parse bytes into a compat32 Message (the API flufl.bounce expects)."""
+    # compat32 keeps headers as raw strings: no lazy header parsing that could raise later.
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def parse_headers_only(raw: bytes) -> Message:
+    """The headers of a message too large to parse whole."""
+    head = raw[:HEADER_SCAN_BYTES]
+    end = re.search(rb"\r?\n\r?\n", head)
+    if end:
+        head = head[: end.start()]
+    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+    return parser.parsebytes(head + b"\n\n")
+
+
+def header(msg: Message, name: str) -> str:
+    """One header, RFC 2047-decoded, unfolded; "" when missing or unreadable."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        return ""
+    return decode_header_value(value)
+
+
+def all_headers(msg: Message, name: str) -> list[str]:
+    try:
+        values = msg.get_all(name) or []
+    except Exception:
+        return []
+    return [decode_header_value(v) for v in values]
+
+
+def decode_header_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    text = str(value)
+    if "=?" not in text:
+        return _unfold(text)
+    try:
+        chunks = email.header.decode_header(text)
+    except Exception:
+        return _unfold(text)
+    try:
+        return _unfold(str(email.header.make_header(chunks)))
+    except Exception:
+        pass
+    out: list[str] = []
+    for chunk, charset in chunks:
+        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
+    return _unfold(" ".join(out))
+
+
+def _unfold(text: str) -> str:
+    return re.sub(r"\s*\r?\n\s*", " ", text).strip()
+
+
+def address(msg: Message, name: str) -> str | None:
+    """The lowercased address in a single-address header (From, Sender, Return-Path)."""
+    value = header(msg, name)
+    if not value:
+        return None
+    _, addr = parseaddr(value)
+    addr = addr.strip().strip("<>").lower()
+    return addr if "@" in addr else None
+
+
+def addresses(msg: Message, *names: str) -> list[str]:
+    values: list[str] = []
+    for name in names:
+        values.extend(all_headers(msg, name))
+    try:
+        pairs = getaddresses(values)
+    except Exception:
+        return []
+    return [a.lower() for _, a in pairs if "@" in a]
+
+
+def message_ids(value: str) -> list[str]:
+    """Message ids as written in In-Reply-To / References, angle brackets kept."""
+    ids = re.findall(r"<[^<>\s]+>", value)
+    if not ids and value.strip() and " " not in value.strip():
+        ids = [f"<{value.strip().strip('<>')}>"]
+    return ids
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Decode with the declared charset, falling back to UTF-8 then cp1252; never raise."""
+    name = (charset or "").strip().strip('"').lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    candidates = [name] if name else []
+    candidates += ["utf-8", "cp1252"]
+    for cand in candidates:
+        try:
+            codecs.lookup(cand)
+        except LookupError:
+            continue
+        try:
+            return data.decode(cand)
+        except (UnicodeDecodeError, ValueError):
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
+    """Parts depth-first as (part, depth, inside_attached_message), bounded in depth and count.
+
+    `inside_attached_message` is true below a message/rfc822 part: a forwarded or returned
+    original, which is not what the sender wrote now.
+    """
+    stack: list[tuple[Message, int, bool]] = [(msg, 0, False)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth, attached = stack.pop()
+        seen += 1
+        yield part, depth, attached
+        if depth >= MAX_DEPTH:
+            continue
+        try:
+            payload = part.get_payload()
+        except Exception:
+            continue
+        if not isinstance(payload, list):
+            continue
+        ctype = content_type(part)
+        below_attached = attached or ctype == "message/rfc822"
+        children = [p for p in payload if isinstance(p, Message)]
+        for child in reversed(children[:MAX_PARTS]):
+            stack.append((child, depth + 1, below_attached))
+
+
+def content_type(part: Message) -> str:
+    try:
+        return part.get_content_type().lower()
+    except Exception:
+        return "text/plain"
+
+
+def is_attachment(part: Message) -> bool:
+    try:
+        disposition = (part.get("Content-Disposition") or "").lower()
+    except Exception:
+        return False
+    return disposition.strip().startswith("attachment")
+
+
+def part_text(part: Message) -> str:
+    """The decoded text of one leaf part; "" when it has none."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if data is None:
+        try:
+            payload = part.get_payload()
+        except Exception:
+            return ""
+        return payload[:MAX_TEXT_CHARS] if isinstance(payload, str) else ""
+    if not isinstance(data, bytes):
+        return ""
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    return decode_bytes(data[: MAX_TEXT_CHARS * 4], charset)[:MAX_TEXT_CHARS]
+
+
+def body_text(msg: Message) -> str:
+    """What the sender wrote in this message: the first inline text/plain, else HTML as text.
+
+    Parts below an attached message/rfc822 are skipped (those are the quoted original).
+    """
+    plain: str | None = None
+    html: str | None = None
+    for part, _depth, attached in walk(msg):
+        if attached or is_attachment(part):
+            continue
+        ctype = content_type(part)
+        if ctype == "text/plain" and plain is None:
+            plain = part_text(part)
+        elif ctype == "text/html" and html is None:
+            html = part_text(part)
+    if plain is not None and plain.strip():
+        return normalise_text(plain)
+    if html is not None:
+        return normalise_text(html_to_text(html))
+    return normalise_text(plain or "")
+
+
+def all_text(msg: Message, *, include_attached: bool = True) -> str:
+    """Every text part (HTML as text) and delivery-status part, used to find tokens and read
+    bounces, never intent. `include_attached=False` leaves out returned/forwarded originals."""
+    texts: list[str] = []
+    for part, _depth, attached in walk(msg):
+        if attached and not include_attached:
+            continue
+        ctype = content_type(part)
+        if ctype == "text/html":
+            texts.append(html_to_text(part_text(part)))
+        elif ctype.startswith("text/"):
+            if ctype == "text/rfc822-headers" and not include_attached:
+                continue
+            texts.append(part_text(part))
+        elif ctype == "message/delivery-status":
+            texts.append(_delivery_status_text(part))
+    return normalise_text("\n".join(texts))
+
+
+def _delivery_status_text(part: Message) -> str:
+    try:
+        payload = part.get_payload()
+    except Exception:
+        return ""
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, list):
+        blocks = []
+        for sub in payload:
+            if isinstance(sub, Message):
+                blocks.append("\n".join(f"{k}: {decode_header_value(v)}" for k, v in sub.items()))
+        return "\n\n".join(blocks)
+    return ""
+
+
+def nested_headers(msg: Message) -> str:
+    """The headers of attached messages (a returned original names its Reply-To there)."""
+    lines: list[str] = []
+    for part, depth, attached in walk(msg):
+        if depth == 0 or not attached or content_type(part) == "message/rfc822":
+            continue
+        try:
+            items = part.items()
+        except Exception:
+            continue
+        for key, value in items[:200]:
+            if key.lower() in ("reply-to", "from", "to", "cc", "subject", "message-id", "sender"):
+                lines.append(f"{key}: {decode_header_value(value)}")
+    return "\n".join(lines)
+
+
+def normalise_text(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Non-breaking and zero-width spaces are common in Outlook HTML; they break word rules.
+    text = text.replace("\xa0", " ").replace("\u200b", "").replace("\ufeff", "")
+    return text
+
+
+# --- HTML → text ----------------------------------------------------------------------------
+
+_BLOCK_TAGS = {
+    "p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+    "hr", "pre", "section", "article", "header", "footer", "address", "dd", "dt", "blockquote",
+}  # fmt: skip
+_SKIP_TAGS = {"script", "style", "head", "title", "xml", "template", "object", "iframe"}
+_VOID_TAGS = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr"}
+
+
+class _TextExtractor(HTMLParser):
+    """Block structure to lines; <blockquote> content to "> " lines so quotes can be cut.
+
+    Nothing is fetched or rendered: only text nodes are kept.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.current: list[str] = []
+        self.skip = 0
+        self.quote = 0
+        self.stack: list[str] = []
+
+    def _flush(self) -> None:
+        line = re.sub(r"[ \t\r\n]+", " ", "".join(self.current)).strip()
+        self.current = []
+        prefix = "> " * self.quote
+        self.lines.append((prefix + line) if line or not prefix else prefix.rstrip())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        tag = tag.lower()
+        if tag in _SKIP_TAGS:
+            self.skip += 1
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if tag == "blockquote":
+            self.quote += 1
+        if tag == "td" and self.current:
+            self.current.append(" ")
+        if tag not in _VOID_TAGS:
+            self.stack.append(tag)
+            if len(self.stack) > 2000:  # absurd nesting: stop tracking, keep text
+                self.stack = self.stack[-1000:]
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag.lower() in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        tag = tag.lower()
+        if tag in _SKIP_TAGS and self.skip:
+            self.skip -= 1
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if tag == "blockquote" and self.quote:
+            self.quote -= 1
+        if tag in self.stack:
+            while self.stack and self.stack.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.current.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextExtractor()
+    try:
+        parser.feed(html[: MAX_TEXT_CHARS * 4])
+        parser.close()
+    except Exception:
+        # HTMLParser is lenient, but keep whatever it had read if it does give up.
+        pass
+    parser._flush()
+    text = "\n".join(parser.lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")

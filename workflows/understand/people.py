@@ -1,0 +1,330 @@
+"""Colleagues named in a reply: companions who come too, and a substitute who comes instead.
+
+A trigger phrase ("met mijn collega", "neem … mee", "in mijn plaats", "on my behalf") is found
+case-insensitively; the person is then read case-sensitively next to it: a role word
+("collega", "beleidsadviseur") and/or a capitalised name with Dutch particles ("Karin van der
+Smit", "J. de Vries", "mevrouw Bakker"), and an e-mail address in the same sentence. A role
+without a name gives a person with name "" (the rules then ask for the name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ROLE = (
+    r"(?:collegawethouder|collega-wethouder|collega|beleidsmedewerker|beleidsadviseur|adviseur|"
+    r"medewerker|griffier|secretaris|secretaresse|partner|vrouw|man|echtgeno(?:te|ot)|wethouder|"
+    r"burgemeester|raadslid|directeur|gemeentesecretaris|projectleider|programmamanager|"
+    r"ambtenaar|plaatsvervanger|vervanger|opvolger|teamleider|manager|assistent|"
+    r"colleague|adviser|advisor|assistant|deputy|alderman|councillor|director|policy\s+officer|"
+    r"wife|husband|husband|chief\s+of\s+staff|iemand|someone|somebody|een\s+ander)"
+)
+_TITLE = (
+    r"(?:mevrouw|mevr\.?|mw\.?|meneer|mijnheer|dhr\.?|de\s+heer|mr\.?|mrs\.?|ms\.?|drs\.?|dr\.?"
+    r"|ir\.?)"
+)
+_CAP = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+(?:-[A-Za-zÀ-ÿ'’]+)*"
+_PARTICLE = r"(?:van|de|der|den|ter|ten|te|het|'t|in|op|la|le|du|di|von|da|el|al|vd)"
+_INITIALS = r"(?:[A-Z]\.\s?){1,4}"
+_NAME = (
+    rf"(?:(?i:{_TITLE})\s+)?"
+    rf"(?:{_INITIALS}\s*(?:{_PARTICLE}\s+)*{_CAP}|{_CAP}(?:\s+(?:{_PARTICLE}\s+)*{_CAP}){{0,3}})"
+)
+_NAME_RE = re.compile(_NAME)
+_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+_PERSON_RE = re.compile(
+    rf"(?P<det>(?i:(?:mijn|onze|een|de|het|zijn|haar|our|my|a|the)\s+))?"
+    rf"(?P<role>(?i:{_ROLE})\b)?[ \t]*(?:(?i:wethouder|alderman)\s+)?"
+    rf"(?P<name>{_NAME})?[ \t]*(?P<email>[(<\[]?\s*{_EMAIL_RE.pattern}\s*[)>\]]?)?"
+)
+# Capitalised words that start sentences or name things, never a person.
+_NOT_NAMES = frozenset(
+    [
+        "ik",
+        "wij",
+        "we",
+        "zij",
+        "ze",
+        "hij",
+        "het",
+        "de",
+        "een",
+        "dit",
+        "dat",
+        "die",
+        "deze",
+        "graag",
+        "ja",
+        "nee",
+        "ook",
+        "en",
+        "maar",
+        "want",
+        "dus",
+        "dan",
+        "deelsessie",
+        "sessie",
+        "gemeente",
+        "wethouder",
+        "burgemeester",
+        "rotterdam",
+        "zuid",
+        "leren",
+        "huis",
+        "wijk",
+        "ministerie",
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+        "maandag",
+        "dinsdag",
+        "woensdag",
+        "donderdag",
+        "vrijdag",
+        "zaterdag",
+        "zondag",
+        "hartelijke",
+        "vriendelijke",
+        "met",
+        "i",
+        "he",
+        "she",
+        "they",
+        "the",
+        "a",
+        "and",
+        "but",
+        "so",
+        "we",
+        "you",
+        "my",
+        "our",
+        "yes",
+        "no",
+        "please",
+        "thanks",
+        "thank",
+        "dear",
+        "hi",
+        "hello",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "onderwijs",
+        "werk",
+        "wonen",
+        "veiligheid",
+        "education",
+        "work",
+        "housing",
+        "safety",
+        "helaas",
+        "namens",
+        "in",
+        "mijn",
+        "plaats",
+        "verder",
+        "tot",
+        "groet",
+        "groeten",
+        "mvg",
+        "beste",
+        "kind",
+        "best",
+        "regards",
+        "hierbij",
+        "bij",
+        "zal",
+        "komt",
+        "gaat",
+        "kan",
+        "wil",
+    ]
+)
+
+_SUBSTITUTE_AFTER = re.compile(  # person comes before the phrase: "X komt in mijn plaats"
+    r"(?:\b(?:komt|gaat|zal|kan|wil|neemt|will|would|can|is\s+going\s+to)\s+(?:\w+\s+){0,3}?"
+    r"(?:in\s+mijn\s+plaats|namens\s+mij|in\s+plaats\s+van\s+mij|mij\s+vervangen|"
+    r"als\s+(?:mijn\s+)?vervang(?:er|ster)|mijn\s+plaats\s+(?:in)?nemen|"
+    r"(?:attend|come|go|join|be\s+there)\s+(?:instead|in\s+my\s+place|on\s+my\s+behalf)|"
+    r"replace\s+me|take\s+my\s+place|instead\s+of\s+me)"
+    r"|\bvervangt\s+(?:mij|me)\b|\bneemt\s+mijn\s+plaats\b)",
+    re.IGNORECASE,
+)
+_SUBSTITUTE_BEFORE = re.compile(  # person comes after the phrase: "in mijn plaats komt X"
+    r"(?:\b(?:in\s+mijn\s+plaats|namens\s+mij|in\s+plaats\s+van\s+mij|als\s+(?:mijn\s+)?"
+    r"vervang(?:er|ster))\s*,?\s+(?:komt|gaat|zal|wil)\s+(?:er\s+)?(?:\w+\s+)?"
+    r"|\b(?:laat|zal)\s+(?:ik\s+)?(?:mij|me)\s+(?:\w+\s+)?(?:laten\s+)?vervangen\s+door\s+"
+    r"|\bmijn\s+(?:vervanger|vervangster|plaatsvervanger)\s+(?:is|wordt)\s+"
+    r"|\b(?:in\s+my\s+place|on\s+my\s+behalf|instead\s+of\s+me)\s*,?\s+"
+    r"|\b(?:i\s*(?:will|'ll)\s+send|ik\s+stuur|stuur\s+ik)\s+(?:in\s+plaats\s+daarvan\s+)?"
+    r"|\b(?:i\s*(?:will|'ll|am)\s+be(?:ing)?\s+replaced\s+by|will\s+be\s+represented\s+by|"
+    r"wordt\s+vertegenwoordigd\s+door|vertegenwoordigt\s+mij)\s+)",
+    re.IGNORECASE,
+)
+_COMPANION_BEFORE = re.compile(  # person after the phrase: "met mijn collega X"
+    r"(?:\b(?:samen\s+met|met|together\s+with|along\s+with|with|accompanied\s+by|"
+    r"vergezeld\s+door|plus)\s+"
+    r"|\b(?:neem|nemen|bring|bringing)\s+(?:ik\s+|i\s+)?(?:graag\s+|ook\s+|also\s+)*"
+    r"|\b(?:meld|register)\s+(?:ik\s+)?(?:graag\s+)?(?:ook\s+|also\s+)"
+    r"|\book\s+(?=(?:mijn|onze)\s+)"
+    r"|\b(?:ik|ikzelf|i|myself)\s+(?:en|and)\s+(?=(?:mijn|onze|my|our)\s))",
+    re.IGNORECASE,
+)
+_COMPANION_AFTER = re.compile(  # person before the phrase: "X komt ook mee"
+    r"\b(?:komt|gaat|wil|zal|kan|will|would|is)\s+(?:\w+\s+){0,2}?(?:ook\s+mee|mee|ook\b|"
+    r"also\s+(?:attend|come|join)|join\s+(?:me|us)|come\s+along|come\s+too|be\s+joining)",
+    re.IGNORECASE,
+)
+_NOT_ALONE = re.compile(
+    r"\b(?:kom|come)\s+(?:\w+\s+)?(?:niet\s+alleen|not\s+alone)\b|\bplus\s*(?:one|één|1)\b|\+1\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str | None
+    start: int  # where the mention is in the text
+    end: int
+
+
+_TITLE_PREFIX_RE = re.compile(rf"^(?i:{_TITLE})\s+")
+# Clause ends, but not the full stop of an initial or a title ("J. de Vries", "dhr. Bos").
+_CLAUSE_END_RE = re.compile(
+    r"(?<!\b[A-Z])(?<!\b[Dd]hr)(?<!\b[Mm]w)(?<!\b[Mm]evr)(?<!\b[Dd]r)(?<!\b[Dd]rs)(?<!\b[Ii]r)"
+    r"(?<!\b[Mm]r)(?<!\b[Mm]rs)(?<!\b[Mm]s)[.!?;,\n]"
+)
+
+
+def _clean_name(name: str) -> str:
+    """Drop titles and trailing words that are not part of a name ("mevrouw Karin Smit Graag"
+    → "Karin Smit"): the name is what goes on a badge and into a greeting."""
+    name = _TITLE_PREFIX_RE.sub("", name.strip())
+    words = name.split()
+    kept: list[str] = []
+    for w in words:
+        if w.lower().strip(".,") in _NOT_NAMES and not re.match(rf"^{_PARTICLE}$", w):
+            break
+        kept.append(w)
+    # Particles may not end a name ("Jan de").
+    while kept and re.fullmatch(_PARTICLE, kept[-1]):
+        kept.pop()
+    return " ".join(kept)
+
+
+def _person_at(text: str, pos: int, limit: int) -> Person | None:
+    """A role and/or name (and e-mail) starting at `pos`, within `limit` characters."""
+    segment = text[pos : pos + limit]
+    m = _PERSON_RE.match(segment)
+    if not m:
+        return None
+    role, name, email = m.group("role"), m.group("name"), m.group("email")
+    name = _clean_name(name or "")
+    if not (role or name or email):
+        return None
+    in_mention = _EMAIL_RE.search(email) if email else None
+    addr = in_mention.group(0).lower() if in_mention else None
+    if addr is None:
+        addr = _email_near(text, pos + m.end())
+    return Person(name, addr, pos, pos + m.end())
+
+
+def _person_before(text: str, pos: int) -> Person | None:
+    """The first role/name in the clause that ends at `pos` ("collega Jansen komt …")."""
+    ends = [m.end() for m in _CLAUSE_END_RE.finditer(text, 0, pos)]
+    clause_start = ends[-1] if ends else 0
+    clause = text[clause_start:pos]
+    best: Person | None = None
+    for m in re.finditer(rf"(?i:\b{_ROLE}\b)|{_NAME}|{_EMAIL_RE.pattern}", clause):
+        cand = _person_at(text, clause_start + m.start(), pos - clause_start - m.start() + 1)
+        if cand and (cand.name or cand.email or re.match(rf"(?i:{_ROLE})", m.group(0))):
+            best = cand
+            break  # the first person-like phrase in the clause is its subject
+    return best
+
+
+def _email_near(text: str, pos: int) -> str | None:
+    """An e-mail address later in the same sentence (within 80 characters)."""
+    tail = text[pos : pos + 80]
+    stop = re.search(r"[.!?;\n](?:\s|$)", tail)
+    if stop:
+        tail = tail[: stop.start()]
+    m = _EMAIL_RE.search(tail)
+    return m.group(0).lower().rstrip(".") if m else None
+
+
+def find_substitute(text: str) -> Person | None:
+    for m in _SUBSTITUTE_BEFORE.finditer(text):
+        person = _person_at(text, m.end(), 160)
+        if person:
+            return person
+    for m in _SUBSTITUTE_AFTER.finditer(text):
+        person = _person_before(text, m.start())
+        if person:
+            return person
+    return None
+
+
+def find_companions(text: str, substitute: Person | None = None) -> list[Person]:
+    found: list[Person] = []
+    for m in _COMPANION_BEFORE.finditer(text):
+        person = _person_at(text, m.end(), 160)
+        if person and _is_person(person, text):
+            found.append(person)
+    for m in _COMPANION_AFTER.finditer(text):
+        person = _person_before(text, m.start())
+        if person and _is_person(person, text):
+            found.append(person)
+    found = [p for p in found if not (substitute and _overlaps(p, substitute))]
+    not_alone = _NOT_ALONE.search(text)
+    if not found and not_alone:
+        found.append(Person("", None, not_alone.start(), not_alone.end()))
+    return _dedupe(found)
+
+
+def _is_person(person: Person, text: str) -> bool:
+    # "met de trein" has no role, name or address; "met Kerstmis" would be a name: require a
+    # role, an address, or at least two name words for a bare "met <Name>".
+    mention = text[person.start : person.end]
+    if re.search(rf"(?i:\b{_ROLE}\b)", mention) or person.email:
+        return True
+    return len(person.name.split()) >= 2 or bool(re.search(rf"(?i:{_TITLE})\s", mention))
+
+
+def _overlaps(a: Person, b: Person) -> bool:
+    return (a.start < b.end and b.start < a.end) or (bool(a.name) and a.name == b.name)
+
+
+def _dedupe(people: list[Person]) -> list[Person]:
+    people = sorted(people, key=lambda p: p.start)
+    result: list[Person] = []
+    for p in people:
+        same = next(
+            (q for q in result if _overlaps(p, q) or (p.email and p.email == q.email)), None
+        )
+        if same is None:
+            result.append(p)
+        elif len(p.name) > len(same.name) or (p.email and not same.email):
+            merged = Person(
+                p.name or same.name, p.email or same.email, same.start, max(p.end, same.end)
+            )
+            result[result.index(same)] = merged
+    return result

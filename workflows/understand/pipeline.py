@@ -1,0 +1,223 @@
+"""The order in which a message is read; see the package docstring for the rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from email.message import Message
+
+from workflows import tokens
+from workflows.event_config import SessionSpec
+from workflows.understand import automatic, bounce, calendar, mime
+from workflows.understand.language import detect_language
+from workflows.understand.strip import strip_reply
+from workflows.understand.text import TextReading, read_text
+from workflows.understanding import PersonMention, ReplyKind, Understanding
+
+_PARTSTAT_KIND = {
+    "ACCEPTED": ReplyKind.ACCEPT,
+    "DECLINED": ReplyKind.DECLINE,
+    "TENTATIVE": ReplyKind.TENTATIVE,
+}
+_MAX_READ_CHARS = 20_000
+_DEFINITE = (ReplyKind.ACCEPT, ReplyKind.DECLINE)
+# Google Calendar's notification text repeats the event (and its description); not the
+# invitee's words.
+_CALENDAR_BOILERPLATE = re.compile(
+    r"google\s+(?:calendar|agenda)|invitation\s+from|uitnodiging\s+van\s+google|"
+    r"heeft\s+(?:deze\s+uitnodiging\s+)?(?:geaccepteerd|afgewezen|voorlopig)|has\s+(?:accepted|declined|"
+    r"tentatively)",
+    re.IGNORECASE,
+)
+
+
+def read_message(
+    raw: bytes, sessions: Sequence[SessionSpec], default_language: str, max_bytes: int
+) -> Understanding:
+    if len(raw) > max_bytes:
+        return _oversized(raw, default_language, max_bytes)
+    msg = mime.parse(raw)
+    envelope = _envelope(msg, default_language)
+    subject = mime.header(msg, "Subject")
+    sender = envelope.sender
+    body = mime.body_text(msg)
+    cal = calendar.find_calendar(msg, sender)
+    token = _find_token(msg, subject, cal)
+    base = replace(
+        envelope,
+        token=token,
+        calendar_uid=cal.uid if cal else None,
+        calendar_attendee=cal.attendee if cal else None,
+    )
+
+    own_text = mime.all_text(msg, include_attached=False)
+    failure = bounce.detect_bounce(msg, subject, sender, own_text)
+    if failure is not None:
+        return _bounce_result(base, failure)
+    if _is_feedback_report(msg):
+        return replace(base, kind=ReplyKind.UNCLEAR, is_automatic=True,
+                       notes=("abuse/feedback report (ARF): for a human",))  # fmt: skip
+
+    if (
+        cal is not None
+        and cal.method == "REPLY"
+        and cal.partstat in _PARTSTAT_KIND | {"DELEGATED": ReplyKind.DECLINE}
+    ):
+        return _calendar_result(base, cal, body, sessions, default_language)
+
+    stripped = strip_reply(body)
+    auto = automatic.header_reason(msg) or automatic.text_reason(subject, stripped or body)
+    if auto is not None:
+        return replace(
+            base, kind=ReplyKind.AUTO_REPLY, is_automatic=True, reply_text=stripped,
+            language=detect_language(stripped, default_language), notes=(f"auto-reply: {auto}",),
+        )  # fmt: skip
+
+    if base.is_automatic:
+        # No-reply senders, lists and bulk mail: machine-written, whatever its words say.
+        return replace(
+            base, kind=ReplyKind.AUTO_REPLY, reply_text=stripped,
+            notes=("automatic sender or list/bulk headers",),
+        )  # fmt: skip
+
+    notes: list[str] = []
+    if len(stripped) > _MAX_READ_CHARS:
+        # A reply's own words are short; a wall of text is for a human, and reading it all
+        # would only make the rules slow.
+        stripped = stripped[:_MAX_READ_CHARS]
+        notes.append(f"text cut to its first {_MAX_READ_CHARS} characters")
+    if cal is not None and cal.method and cal.method != "REPLY":
+        notes.append(f"calendar {cal.method} ignored")
+    reading = read_text(stripped, sessions)
+    if not stripped:
+        notes.append("no text of its own (only quotes or a signature)")
+    return _with_reading(base, reading, stripped, default_language, notes)
+
+
+def _envelope(msg: Message, default_language: str) -> Understanding:
+    sender = (
+        mime.address(msg, "From") or mime.address(msg, "Sender") or mime.address(msg, "Return-Path")
+    )
+    refs: list[str] = []
+    for name in ("In-Reply-To", "References"):
+        for mid in mime.message_ids(mime.header(msg, name)):
+            if mid not in refs:
+                refs.append(mid)
+    message_id = mime.header(msg, "Message-ID").strip() or None
+    return Understanding(
+        kind=ReplyKind.UNCLEAR,
+        language=default_language,
+        message_id=message_id,
+        sender=sender,
+        references=tuple(refs),
+        is_automatic=automatic.never_answer(msg),
+    )
+
+
+def _oversized(raw: bytes, default_language: str, max_bytes: int) -> Understanding:
+    try:
+        msg = mime.parse_headers_only(raw)
+        base = _envelope(msg, default_language)
+        token = _token_from_headers(msg, mime.header(msg, "Subject"))
+    except Exception:
+        base, token = Understanding(kind=ReplyKind.UNCLEAR, language=default_language), None
+    note = f"message too large ({len(raw)} bytes > {max_bytes}); not read"
+    return replace(base, kind=ReplyKind.UNCLEAR, token=token, notes=(note,))
+
+
+def _token_from_headers(msg: Message, subject: str) -> str | None:
+    for addr in mime.addresses(msg, "To", "Delivered-To", "X-Original-To", "Envelope-To", "Cc"):
+        found = tokens.find_in_address(addr)
+        if found:
+            return found
+    return tokens.find_in_text(subject)
+
+
+def _find_token(msg: Message, subject: str, cal: calendar.CalendarReply | None) -> str | None:
+    """Address first (hardest to mangle), then subject, calendar UID, any text, attached
+    originals (a bounce returns our invitation with its Reply-To and marker)."""
+    found = _token_from_headers(msg, subject)
+    if found:
+        return found
+    if cal and cal.uid:
+        found = tokens.find_in_uid(cal.uid)
+        if found:
+            return found
+    text = mime.all_text(msg)
+    found = tokens.find_in_text(text) or tokens.find_in_uid(text)
+    if found:
+        return found
+    nested = mime.nested_headers(msg)
+    return (
+        tokens.find_in_address(nested)
+        or tokens.find_in_text(nested)
+        or tokens.find_in_address(text)
+    )
+
+
+def _bounce_result(base: Understanding, failure: bounce.BounceResult) -> Understanding:
+    if failure.delivered_only:
+        return replace(base, kind=ReplyKind.AUTO_REPLY, is_automatic=True, notes=(failure.reason,))
+    return replace(
+        base,
+        kind=ReplyKind.BOUNCE,
+        bounce_permanent=failure.permanent,
+        bounced_recipients=failure.recipients,
+        is_automatic=True,
+        notes=(f"bounce: {failure.reason}",),
+    )
+
+
+def _is_feedback_report(msg: Message) -> bool:
+    if mime.content_type(msg) != "multipart/report":
+        return False
+    return any(mime.content_type(p) == "message/feedback-report" for p, _, _ in mime.walk(msg))
+
+
+def _calendar_result(
+    base: Understanding,
+    cal: calendar.CalendarReply,
+    body: str,
+    sessions: Sequence[SessionSpec],
+    default_language: str,
+) -> Understanding:
+    """PARTSTAT decides; the COMMENT (and an Outlook body) add details."""
+    kind = _PARTSTAT_KIND.get(cal.partstat or "", ReplyKind.DECLINE)
+    stripped = strip_reply(body)
+    if _CALENDAR_BOILERPLATE.search(stripped):
+        stripped = ""
+    words = "\n".join(t for t in (cal.comment, stripped) if t.strip())
+    reading = read_text(words, sessions)
+    notes = [f"calendar reply PARTSTAT={cal.partstat}"]
+    if reading.kind in _DEFINITE and kind in _DEFINITE and reading.kind is not kind:
+        notes.append(f"comment says {reading.kind.value}, calendar says {kind.value}")
+        kind = ReplyKind.UNCLEAR
+    result = _with_reading(base, reading, words, default_language, notes)
+    substitute = result.substitute
+    if cal.partstat == "DELEGATED" and cal.delegated_to and substitute is None:
+        substitute = PersonMention(name="", email=cal.delegated_to)
+    return replace(result, kind=kind, substitute=substitute)
+
+
+def _with_reading(
+    base: Understanding,
+    reading: TextReading,
+    text: str,
+    default_language: str,
+    notes: list[str],
+) -> Understanding:
+    return replace(
+        base,
+        kind=reading.kind,
+        session=reading.session,
+        companions=reading.companions,
+        substitute=reading.substitute,
+        dietary=reading.dietary,
+        has_question=reading.has_question,
+        mentions_cancellation=reading.mentions_cancellation,
+        wants_unsubscribe=reading.wants_unsubscribe,
+        language=detect_language(text, default_language),
+        reply_text=text,
+        notes=tuple(notes) + reading.notes,
+    )

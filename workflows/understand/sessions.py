@@ -1,0 +1,223 @@
+"""Finding the deelsessie a reply chooses: by key, title, alias or a clear misspelling.
+
+Session words are also ordinary words ("werk", "wonen", "veilig"), so a mention only counts
+when the sentence is about choosing (a cue such as "deelsessie", "graag", "voor", "liefst"
+shortly before it) or the sentence is a bare choice ("Wonen."). Possessives and articles right
+before it ("mijn werk", "het werk") make it an ordinary noun. Misspellings are accepted only
+for longer words (edit distance 1 from five letters, 2 from eight) and only with a cue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workflows.event_config import SessionSpec
+
+_CUES = frozenset(
+    [
+        "deelsessie",
+        "deelsessies",
+        "sessie",
+        "sessies",
+        "workshop",
+        "thema",
+        "track",
+        "voorkeur",
+        "voorkeuren",
+        "kies",
+        "kiezen",
+        "keuze",
+        "kieze",
+        "liefst",
+        "liever",
+        "graag",
+        "voor",
+        "naar",
+        "bij",
+        "of",
+        "en",
+        "anders",
+        "eventueel",
+        "dan",
+        "eerste",
+        "tweede",
+        "session",
+        "sessions",
+        "prefer",
+        "preference",
+        "choose",
+        "choice",
+        "option",
+        "topic",
+        "first",
+        "second",
+        "otherwise",
+        "or",
+        "and",
+        "to",
+        "for",
+        "the",
+        "rather",
+        "ideally",
+        "gekozen",
+        "kiest",
+        "ga",
+        "gaan",
+        "wil",
+    ]
+)
+_ORDINARY = frozenset(
+    [
+        "het",
+        "mijn",
+        "zijn",
+        "haar",
+        "ons",
+        "onze",
+        "je",
+        "uw",
+        "jouw",
+        "hun",
+        "aan",
+        "at",
+        "my",
+        "his",
+        "her",
+        "our",
+        "your",
+    ]
+)
+_AFTER_CUES = frozenset(
+    ["of", "en", "or", "and", "graag", "please", "heeft", "has", "sessie", "deelsessie", "session"]
+)
+_NEGATORS = frozenset(["niet", "geen", "not", "no"])
+_WORD_RE = re.compile(r"[a-zà-ÿ0-9]+(?:-[a-zà-ÿ0-9]+)*")
+
+
+@dataclass(frozen=True)
+class SessionMention:
+    key: str
+    start: int  # offset in the text
+    end: int
+    exact: bool
+
+
+@dataclass(frozen=True)
+class _Term:
+    key: str
+    words: tuple[str, ...]
+    fuzzy: bool  # single long word: misspellings allowed
+
+
+def _terms(sessions: Sequence[SessionSpec]) -> list[_Term]:
+    terms: list[_Term] = []
+    for s in sessions:
+        names = {s.key.lower(), s.title.lower(), s.title.split(":")[0].lower()}
+        names.update(a.lower() for a in s.aliases)
+        for name in names:
+            words = tuple(_WORD_RE.findall(name))
+            if words:
+                terms.append(_Term(s.key, words, len(words) == 1 and len(words[0]) >= 5))
+    # Longer terms first so "werk en inkomen" wins over "werk".
+    return sorted(terms, key=lambda t: -len(t.words))
+
+
+def _norm(word: str) -> str:
+    # Dutch "ij" is often typed "y"; compare them as equal.
+    return word.replace("ij", "y")
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, stopping early past `limit`."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def _fuzzy_equal(word: str, target: str) -> bool:
+    a, b = _norm(word), _norm(target)
+    if a == b:
+        return True
+    if len(b) < 5 or len(a) < 4:
+        return False
+    limit = 2 if len(b) >= 8 else 1
+    # Keep the first letter: "wonen" and "bonen" are different words.
+    return a[0] == b[0] and _distance(a, b, limit) <= limit
+
+
+def find_sessions(text: str, sessions: Sequence[SessionSpec]) -> list[SessionMention]:
+    """Session mentions in reading order; `text` should be one reply without quotes."""
+    lowered = text.lower()
+    tokens = [(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(lowered)]
+    terms = _terms(sessions)
+    fuzzy_cache: dict[str, list[_Term]] = {}
+    mentions: list[SessionMention] = []
+    i = 0
+    while i < len(tokens):
+        word = tokens[i][0]
+        hit = _match_at(tokens, i, terms, fuzzy_cache.setdefault(word, _fuzzy_terms(word, terms)))
+        if hit is not None:
+            term, exact = hit
+            j = i + len(term.words)
+            if _counts(lowered, tokens, i, j, exact or len(term.words) > 1):
+                mentions.append(SessionMention(term.key, tokens[i][1], tokens[j - 1][2], exact))
+                i = j
+                continue
+        i += 1
+    return mentions
+
+
+def _fuzzy_terms(word: str, terms: list[_Term]) -> list[_Term]:
+    return [t for t in terms if t.fuzzy and _fuzzy_equal(word, t.words[0])]
+
+
+def _match_at(
+    tokens: list[tuple[str, int, int]], i: int, terms: list[_Term], fuzzy: list[_Term]
+) -> tuple[_Term, bool] | None:
+    """The longest term starting at token i: (term, exact)."""
+    for term in terms:
+        n = len(term.words)
+        if i + n > len(tokens) or tokens[i][0] != term.words[0]:
+            continue
+        if all(tokens[i + k][0] == term.words[k] for k in range(1, n)):
+            return term, True
+    return (fuzzy[0], False) if fuzzy else None
+
+
+def _counts(text: str, tokens: list[tuple[str, int, int]], i: int, j: int, exact: bool) -> bool:
+    """Whether the words tokens[i:j] are a session choice in their sentence."""
+    start = tokens[i][1]
+    sent_start = max(text.rfind(c, 0, start) for c in ".!?;\n") + 1
+    sent_end_candidates = [p for p in (text.find(c, tokens[j - 1][2]) for c in ".!?;\n") if p >= 0]
+    sent_end = min(sent_end_candidates) if sent_end_candidates else len(text)
+    before = [t[0] for t in tokens[:i] if t[1] >= sent_start][-4:]
+    sentence_tokens = [t for t in tokens if sent_start <= t[1] < sent_end]
+    if before and before[-1] in _ORDINARY:
+        return False
+    if any(w in _NEGATORS for w in before[-2:]):
+        return False
+    # A bare choice: "Wonen." / "Deelsessie: wonen" / a list item.
+    if len(sentence_tokens) <= (j - i) + 2:
+        return True
+    after = [t[0] for t in tokens[j : j + 1] if t[1] < sent_end]
+    if after and after[0] in _AFTER_CUES:
+        return True
+    prefix = text[sent_start:start]
+    if re.search(r"[:\-–(]\s*$", prefix):
+        return True
+    return any(w in _CUES for w in before) and (exact or len(before) > 0)
+
+
+def first_session(text: str, sessions: Sequence[SessionSpec]) -> str | None:
+    found = find_sessions(text, sessions)
+    return found[0].key if found else None

@@ -1,0 +1,243 @@
+"""Remove quoted text, forwarded headers and signatures so only the new words remain.
+
+Replies quote the invitation, which says "aanmelden", "deelsessie", "ja/nee" and every session
+name; none of that may count as the invitee's answer. Rules, in order:
+
+1. Cut at the first *quote header*: "Op … schreef …:", "On … wrote:", Apple's "Op … heeft …
+   het volgende geschreven:", Outlook's "Van:/Verzonden:/Aan:/Onderwerp:" (or
+   "From:/Sent:/To:/Subject:") block, "-----Oorspronkelijk bericht-----" and its kin.
+2. Cut at the first *signature start*: a sign-off ("Met vriendelijke groet", "Mvg", "Kind
+   regards" …), "-- ", "Verstuurd vanaf mijn iPhone", or the Dutch government disclaimer.
+3. Drop every "> " line that is left (interleaved answers keep the lines between quotes).
+4. If nothing was cut, ask quotequail as a second opinion (it knows a few more clients).
+
+Cutting at a sign-off loses a rare "PS" below the signature; that is accepted, because the
+signature block (function titles, "Gemeente Wonen en Werken"-style department names) would
+otherwise leak session words far more often.
+"""
+
+from __future__ import annotations
+
+import re
+
+import quotequail
+
+_ATTRIBUTION_WORDS = (
+    r"schreef|wrote|geschreven|schrieb|a\s+écrit|escribió|scrisse|skrev|napisał|написал|"
+    r"het\s+volgende"
+)
+# "Op wo 11 jan. 2023 om 10:12 schreef Jan <jan@x.nl>:", "On Wed, … wrote:", Apple's
+# "Op 11 jan. 2023, om 10:12 heeft Jan het volgende geschreven:", German/French kin.
+_ATTRIBUTION_RE = re.compile(
+    rf"^[\s>-]*(?:op|on|am|le|el|il|den|dnia|w\s+dniu)\b.{{0,300}}?\b(?:{_ATTRIBUTION_WORDS})\b"
+    r".{0,200}?:?\s*$",
+    re.IGNORECASE,
+)
+# Attribution lines without a leading "On/Op": "Jan Jansen <jan@x.nl> schreef op 11-1-2023:".
+_ATTRIBUTION_TAIL_RE = re.compile(
+    r"^.{0,200}(?:<[^>@\s]+@[^>\s]+>|\S+@\S+\.\w+).{0,120}\b(?:schreef|wrote|schrieb)\b.{0,80}:\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR_RE = re.compile(
+    r"^\s*[-_=*]{2,}\s*(?:oorspronkelijk\s+bericht|original\s+message|doorgestuurd\s+bericht|"
+    r"forwarded\s+message|begin\s+forwarded\s+message|ursprüngliche\s+nachricht|"
+    r"message\s+d'origine|oorspronkelijke\s+bericht|reply\s+message)\s*[-_=*]{0,}\s*$",
+    re.IGNORECASE,
+)
+_FORWARD_INTRO_RE = re.compile(
+    r"^\s*(?:begin\s+forwarded\s+message|begin\s+doorgestuurd\s+bericht|doorgestuurd\s+bericht)"
+    r"\s*:?\s*$",
+    re.IGNORECASE,
+)
+# Outlook header block lines, possibly bold (*Van:*) from an HTML conversion.
+_HEADER_LINE_RE = re.compile(
+    r"^\s*(?:>\s*)?\*?(van|from|verzonden|sent|datum|date|aan|to|cc|onderwerp|subject|"
+    r"von|gesendet|an|betreff|de|envoyé|objet|à|da|data|a|oggetto|risposta|från|skickat|till|"
+    r"ämne|para|enviado|asunto|assunto|od|wysłano|temat|от|отправлено|кому|тема|fra|sendt|"
+    r"emne)\*?\s*:\*?\s",
+    re.IGNORECASE,
+)
+_HEADER_FROM = {"van", "from", "von", "de", "da", "från", "od", "от", "fra"}
+_RULE_RE = re.compile(r"^\s*[-_=~*#+]{2,}\s*$")
+
+_SIGNOFF_RE = re.compile(
+    r"^\s*(?:"
+    r"(?:met\s+)?(?:vriendelijke|hartelijke|collegiale|beste|warme|zonnige)\s+groet(?:en|jes)?"
+    r"|m\.?\s?v\.?\s?g\.?|mvgr\.?|groet(?:en|jes)?|hartelijke\s+dank\s+en\s+groet(?:en)?"
+    r"|(?:kind|best|warm|warmest|many\s+thanks\s+and\s+kind)\s+regards|regards|cheers"
+    r"|with\s+(?:kind|best)\s+regards|yours\s+(?:sincerely|faithfully)|sincerely"
+    r"|met\s+hartelijke\s+groet|hoogachtend|vr(?:iendelijke)?\.?\s+gr(?:oet)?\.?"
+    r")\s*[.!]?(?:\s*,\s*\S.{0,50})?\s*,?\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE_RE = re.compile(
+    r"^\s*(?:"
+    r"--\s*"  # RFC 3676 signature separator ("-- "), and a bare "--"
+    r"|(?:verstuurd|verzonden|gestuurd)\s+(?:vanaf|vanuit|via|met)\s+(?:mijn|een)?\s*\S.*"
+    r"|sent\s+(?:from|via|with)\s+\S.*"
+    r"|get\s+outlook\s+for\s+\S.*|download\s+outlook\s+for\s+\S.*"
+    r"|von\s+meinem\s+\S.*\s+gesendet.*|envoyé\s+de\s+mon\s+\S.*"
+    r"|(?:sendt\s+fra|skickat\s+från|enviado\s+(?:desde|do)|inviato\s+da|wysłane\s+z)\s+(?:min|mi|mio|mój|meu)?\s*\S.*"
+    r"|<<\s*sent\s+by\s+.*>>|\(sent\s+from\s+.*\)"
+    r")$",
+    re.IGNORECASE,
+)
+# The standard disclaimer under mail from Dutch government organisations, and English kin.
+_DISCLAIMER_RE = re.compile(
+    r"dit\s+(?:e-?mail)?bericht\s+kan\s+informatie\s+bevatten|"
+    r"dit\s+bericht\s+is\s+uitsluitend\s+bestemd|"
+    r"aan\s+dit\s+bericht\s+kunnen\s+geen\s+rechten|"
+    r"this\s+(?:e-?mail|message)\s+may\s+contain\s+information|"
+    r"the\s+information\s+(?:contained\s+)?in\s+this\s+(?:e-?mail|message)\s+is\s+(?:confidential|intended)|"
+    r"this\s+(?:e-?mail|message)\s+(?:and\s+any\s+attachments\s+)?(?:is|are)\s+(?:confidential|intended\s+solely)",
+    re.IGNORECASE,
+)
+
+
+def strip_reply(text: str, *, use_quotequail: bool = True) -> str:
+    """The new text of a reply: quotes, forwarded headers and signatures removed."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cut, attributions = _first_cut(lines)
+    kept = [
+        ln
+        for i, ln in enumerate(lines[:cut])
+        if i not in attributions and not ln.lstrip().startswith(">")
+    ]
+    result = _tidy("\n".join(kept))
+    if cut == len(lines) and use_quotequail and result:
+        result = _quotequail_opinion(result)
+    return result
+
+
+def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
+    """Index of the first line that starts quoted material or a signature (len if none), and
+    the attribution lines above "> " quotes, which are dropped without cutting: a bottom-posted
+    or interleaved answer continues below the quote."""
+    attributions: set[int] = set()
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(">"):
+            continue
+        if _introduces_quote(lines, i):
+            # "At 6/16/2016 08:32 PM, you wrote:" / "2017-02-05 … <\naddr>:" right above "> ".
+            attributions.add(i)
+            if i > 0 and lines[i - 1].strip() and re.search(r"[\d@<]", lines[i - 1]):
+                attributions.add(i - 1)
+            continue
+        if _starts_quote(lines, i):
+            nxt = _next_nonblank(lines, i + 1)
+            if (
+                _is_attribution(line.strip())
+                and nxt < len(lines)
+                and lines[nxt].lstrip().startswith(">")
+            ):
+                attributions.add(i)
+                continue
+            if i + 1 < len(lines) and _is_attribution(f"{line.strip()} {lines[i + 1].strip()}"):
+                nxt2 = _next_nonblank(lines, i + 2)
+                if nxt2 < len(lines) and lines[nxt2].lstrip().startswith(">"):
+                    attributions.update((i, i + 1))
+                    continue
+            return i, attributions
+        if _starts_signature(line):
+            return i, attributions
+    return len(lines), attributions
+
+
+def _introduces_quote(lines: list[str], i: int) -> bool:
+    """A short line ending in ":" with a "> " quote right below it (any language)."""
+    line = lines[i].strip()
+    if not line.endswith(":") or len(line) > 200:
+        return False
+    nxt = _next_nonblank(lines, i + 1)
+    return nxt < len(lines) and nxt - i <= 2 and lines[nxt].lstrip().startswith(">")
+
+
+def _starts_quote(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if _SEPARATOR_RE.match(line) or _FORWARD_INTRO_RE.match(line):
+        return True
+    if _is_attribution(stripped):
+        return True
+    # Attribution wrapped over up to four lines ("… schreef "x" <a@b> het\nvolgende geschreven:").
+    if not _is_attribution_free(stripped) and re.search(
+        rf"^[\s>-]*(?:op|on|am|le)\b|{_ATTRIBUTION_WORDS}|@|\b(?:19|20)\d\d\b", stripped, re.I
+    ):
+        joined = stripped
+        for nxt in lines[i + 1 : i + 4]:
+            joined = f"{joined} {nxt.strip()}"
+            if len(joined) < 400 and _is_attribution(joined):
+                return True
+    if _RULE_RE.match(line) and _header_block_at(lines, _next_nonblank(lines, i + 1)):
+        return True
+    return _header_block_at(lines, i)
+
+
+def _is_attribution(text: str) -> bool:
+    if len(text) > 500:
+        return False
+    if _ATTRIBUTION_RE.match(text):
+        # Must end with ":" or contain an address/date: "Op zich schreef ik al dat …" is prose.
+        return text.rstrip().endswith(":") or bool(
+            re.search(r"@|\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b", text)
+        )
+    return bool(_ATTRIBUTION_TAIL_RE.match(text))
+
+
+def _is_attribution_free(text: str) -> bool:
+    """A line that already ends a sentence is prose, not the first half of an attribution."""
+    return bool(re.search(r"(?<!\d)[.!?]$", text.rstrip()))
+
+
+def _next_nonblank(lines: list[str], i: int) -> int:
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    return i
+
+
+def _header_block_at(lines: list[str], i: int) -> bool:
+    """A From/Van line followed closely by at least one more mail header line."""
+    if i >= len(lines):
+        return False
+    m = _HEADER_LINE_RE.match(lines[i])
+    if not m or m.group(1).lower() not in _HEADER_FROM:
+        return False
+    found = 0
+    for nxt in lines[i + 1 : i + 8]:
+        if _HEADER_LINE_RE.match(nxt):
+            found += 1
+    return found >= 1
+
+
+def _starts_signature(line: str) -> bool:
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if stripped == "--" or line.rstrip("\n") == "-- ":
+        return True
+    if len(stripped) <= 80 and (_SIGNOFF_RE.match(stripped) or _SIGNATURE_RE.match(stripped)):
+        return True
+    return bool(_DISCLAIMER_RE.search(stripped))
+
+
+def _tidy(text: str) -> str:
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and (not lines[-1].strip() or _RULE_RE.match(lines[-1])):
+        lines.pop()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _quotequail_opinion(text: str) -> str:
+    """Second opinion for clients our rules do not know; only ever shortens the text."""
+    try:
+        chunks = quotequail.quote(text, limit=2000)
+    except Exception:
+        return text
+    if len(chunks) < 2 or not chunks[0][0]:
+        return text
+    own = chunks[0][1]
+    return _tidy(own) if own.strip() else text

@@ -1,0 +1,326 @@
+"""Reading the invitee's own words (quotes already removed): intent and the details.
+
+Intent rules, in order (see also the package docstring):
+1. Questions ("…?") are read for `has_question` only; their words never count as an answer
+   ("Kan ik ook komen als …?" is not an acceptance). Earlier clauses of the same sentence
+   still count ("Ja, ik kom graag, is er parkeergelegenheid?").
+2. Neutral phrases are blanked first ("niet alleen", "geen probleem", "misschien een
+   volgende keer", "als ik kom"), so their "niet"/"misschien" is not read as an answer.
+3. Strong signals are first-person statements; a strong accept with "niet/not" right after
+   it is a decline ("ik kom helaas niet"). An accept followed by "maar/but" and a decline in
+   the same sentence is politeness ("ik zou graag komen, maar ik kan niet") and drops out.
+4. Decide: substitute → decline; accept+decline → unclear; tentative+decline → unclear
+   ("waarschijnlijk niet" is for a human); tentative → tentative; "Nee, ik kom graag" (weak no +
+   strong yes) → unclear; "Ja, helaas kan ik niet" (weak yes + softener + decline) → decline;
+   bare "Ja"/"Nee" → accept/decline; only a question → question; nothing → unclear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from workflows.event_config import SessionSpec
+from workflows.understand import lexicon, people
+from workflows.understand.sessions import SessionMention, find_sessions
+from workflows.understanding import PersonMention, ReplyKind
+
+_NEGATION_AFTER = re.compile(r"^[^,.;:!?\n]{0,40}?\b(?:niet|geen|nooit|not|never)\b", re.IGNORECASE)
+_SUBORDINATE = re.compile(r"\b(?:of|als|indien|wanneer|zodra|if|whether|when)\s+$", re.IGNORECASE)
+_BUT = re.compile(r"\b(?:maar|but|however|echter|alleen)\b", re.IGNORECASE)
+_THIRD_PERSON = re.compile(
+    r"\b(?:hij|zij|ze|die|he|she|who|they)\b|\b(?:wil|gaat|kiest|komt|wants|will|would|goes)\b",
+    re.IGNORECASE,
+)
+
+
+# "Wilt u mij afmelden?" is an instruction in question form, not a question.
+_REQUEST = re.compile(
+    r"^\s*(?:wilt|wil|zou|zoudt|kunt|kun)\s+(?:u|je|jij|jullie)\s+(?:mij|me|ons|mijn)\b"
+    r"(?!\s+(?:laten\s+weten|vertellen|informeren))"
+    r"|^\s*(?:would|could|can)\s+you\s+(?:please\s+)?(?:register|unsubscribe|remove|cancel|sign)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Signals:
+    accept: list[str] = field(default_factory=list)
+    decline: list[str] = field(default_factory=list)
+    tentative: list[str] = field(default_factory=list)
+    regret: list[str] = field(default_factory=list)
+    cancel: list[str] = field(default_factory=list)
+    yes: list[str] = field(default_factory=list)
+    no: list[str] = field(default_factory=list)
+    softened: bool = False
+
+
+@dataclass(frozen=True)
+class TextReading:
+    kind: ReplyKind
+    session: str | None = None
+    companions: tuple[PersonMention, ...] = ()
+    substitute: PersonMention | None = None
+    dietary: str | None = None
+    has_question: bool = False
+    mentions_cancellation: bool = False
+    wants_unsubscribe: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    start: int
+    question: bool
+
+
+def _sentences(text: str) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    # Split after . ! ? ; and at line breaks; keep abbreviations such as "dhr." mostly intact by
+    # requiring whitespace after the stop.
+    for m in re.finditer(r"[^.!?;\n]+(?:[.!?;]+(?=\s|$)|[.!?;]+|\n|$)", text):
+        chunk = m.group(0)
+        if chunk.strip():
+            question = "?" in chunk and not _url_question(chunk) and not _REQUEST.match(chunk)
+            out.append(_Sentence(chunk, m.start(), question))
+    return out
+
+
+def _url_question(chunk: str) -> bool:
+    return all(re.search(r"\S*\?\S+", chunk[max(0, i - 40) : i + 2]) for i in _indices(chunk, "?"))
+
+
+def _indices(s: str, ch: str) -> list[int]:
+    return [i for i, c in enumerate(s) if c == ch]
+
+
+def _statement_parts(sentence: _Sentence) -> list[str]:
+    """The parts of a sentence that state something (not the question at its end)."""
+    if not sentence.question:
+        return [sentence.text]
+    clauses = re.split(r",", sentence.text.split("?")[0])
+    parts: list[str] = []
+    for clause in clauses[:-1]:
+        words = re.findall(r"[a-zà-ÿ']+", clause.lower())
+        if words and words[0] in lexicon.QUESTION_STARTERS:
+            break
+        parts.append(clause)
+    return parts
+
+
+def _blank(text: str, pattern: re.Pattern[str]) -> str:
+    return pattern.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def collect_signals(text: str) -> Signals:
+    sig = Signals()
+    for sentence in _sentences(text):
+        for part in _statement_parts(sentence):
+            _part_signals(part, sig)
+    sig.softened = bool(lexicon.SOFTENER.search(text))
+    return sig
+
+
+def _part_signals(part: str, sig: Signals) -> None:
+    low = _blank(part.lower(), lexicon.NEUTRAL)
+    low = _blank(low, lexicon.UNSUBSCRIBE)
+    for m in lexicon.REGRET.finditer(low):
+        sig.regret.append(m.group(0))
+    low = _blank(low, lexicon.REGRET)
+    for m in lexicon.CANCEL.finditer(low):
+        sig.cancel.append(m.group(0))
+    low = _blank(low, lexicon.CANCEL)
+    for m in lexicon.TENTATIVE.finditer(low):
+        sig.tentative.append(m.group(0))
+    low = _blank(low, lexicon.TENTATIVE)
+    declines = [(m.start(), m.group(0)) for m in lexicon.DECLINE.finditer(low)]
+    sig.decline.extend(d for _, d in declines)
+    for m in lexicon.ACCEPT.finditer(low):
+        phrase = m.group(0)
+        if _SUBORDINATE.search(low[: m.start()]):
+            # "ik weet niet of ik kan komen", "if I can come": not a statement of coming.
+            continue
+        after = low[m.end() :]
+        if _NEGATION_AFTER.match(after) or re.search(r"\b(?:niet|not|geen)\b", phrase):
+            sig.decline.append(phrase + " (negated)")
+            continue
+        # "Ik zou graag komen, maar ik kan niet": the accept is politeness before a "but".
+        but = _BUT.search(low, m.end())
+        if but and any(pos > but.start() for pos, _ in declines):
+            sig.regret.append(phrase + " (…but)")
+            continue
+        sig.accept.append(phrase)
+    if not sig.accept:
+        for m in lexicon.ACCEPT_IMPLIED.finditer(low):
+            if not re.search(r"\b(?:niet|not|geen|no)\b", m.group(0)) and not _NEGATION_AFTER.match(
+                low[m.end() :]
+            ):
+                sig.accept.append(m.group(0))
+    first_clause = re.split(r"[,:;!.]", low, maxsplit=1)[0] + ("," if "," in low else "")
+    if lexicon.YES.match(low):
+        sig.yes.append(first_clause.strip())
+    elif lexicon.NO.match(low):
+        sig.no.append(first_clause.strip())
+
+
+def decide(
+    sig: Signals, *, has_question: bool, substitute: bool, unsubscribe: bool = False
+) -> tuple[ReplyKind, str]:
+    """The kind and a short reason (for the notes)."""
+    accept, decline = bool(sig.accept), bool(sig.decline or sig.cancel)
+    if unsubscribe and not (accept or decline or sig.tentative):
+        return ReplyKind.UNCLEAR, "an unsubscribe request, no answer"
+    if substitute:
+        # "Wethouder Bos komt in mijn plaats" is about the substitute, not the invitee.
+        accept = any(not a.startswith(("wethouder", "de wethouder")) for a in sig.accept)
+        if accept and not decline:
+            return ReplyKind.UNCLEAR, "substitute named but the invitee also says they come"
+        return ReplyKind.DECLINE, "a substitute comes instead"
+    if accept and decline:
+        return (
+            ReplyKind.UNCLEAR,
+            f"contradiction: {sig.accept[0]!r} vs {(sig.decline + sig.cancel)[0]!r}",
+        )
+    if sig.tentative and decline:
+        return ReplyKind.UNCLEAR, f"hedged decline: {sig.tentative[0]!r}"
+    if sig.tentative:
+        if sig.no and not accept:
+            return ReplyKind.UNCLEAR, "hedged no"
+        return ReplyKind.TENTATIVE, f"hedge: {sig.tentative[0]!r}"
+    if accept:
+        if sig.no:
+            return ReplyKind.UNCLEAR, f"'no' and {sig.accept[0]!r} together"
+        if sig.regret:
+            return ReplyKind.UNCLEAR, f"regret and {sig.accept[0]!r} together"
+        return ReplyKind.ACCEPT, f"accept: {sig.accept[0]!r}"
+    if decline:
+        if sig.yes and not sig.softened:
+            return ReplyKind.UNCLEAR, f"'yes' and {(sig.decline + sig.cancel)[0]!r} together"
+        return ReplyKind.DECLINE, f"decline: {(sig.cancel + sig.decline)[0]!r}"
+    if sig.regret:
+        if sig.yes:
+            return ReplyKind.UNCLEAR, "'yes' and regret together"
+        return ReplyKind.DECLINE, f"regret: {sig.regret[0]!r}"
+    if sig.yes and sig.no:
+        return ReplyKind.UNCLEAR, "both yes and no"
+    if sig.yes:
+        return ReplyKind.ACCEPT, f"yes: {sig.yes[0]!r}"
+    if sig.no:
+        return ReplyKind.DECLINE, f"no: {sig.no[0]!r}"
+    if has_question:
+        return ReplyKind.QUESTION, "a question without an answer"
+    return ReplyKind.UNCLEAR, "no answer found"
+
+
+def find_question(text: str) -> bool:
+    if any(s.question for s in _sentences(text)):
+        return True
+    return bool(lexicon.QUESTION_PHRASE.search(text))
+
+
+def find_dietary(text: str) -> str | None:
+    phrases: list[str] = []
+    low = text.lower()
+    for m in lexicon.DIETARY.finditer(low):
+        phrase = m.group(0).strip()
+        if not phrase.startswith(("geen ", "no ")) and lexicon.DIETARY_NEGATION.search(
+            low[max(0, m.start() - 20) : m.start()]
+        ):
+            continue
+        if phrase not in phrases:
+            phrases.append(phrase)
+    return ", ".join(phrases) if phrases else None
+
+
+def _statement_text(text: str) -> str:
+    """The text with question sentences blanked (same length, so offsets still match)."""
+    chars = list(text)
+    for s in _sentences(text):
+        if s.question:
+            for i in range(s.start, s.start + len(s.text)):
+                if chars[i] != "\n":
+                    chars[i] = " "
+    return "".join(chars)
+
+
+def _assign_sessions(
+    text: str, mentions: list[SessionMention], companions: list[people.Person]
+) -> tuple[str | None, dict[int, str]]:
+    """The invitee's session and each companion's (by index) when the text gives one."""
+    own: str | None = None
+    theirs: dict[int, str] = {}
+    for mention in mentions:
+        idx = _companion_owning(text, mention, companions)
+        if idx is not None and (
+            own is not None or _explicitly_theirs(text, mention, companions[idx])
+        ):
+            theirs.setdefault(idx, mention.key)
+        elif own is None:
+            own = mention.key
+    return own, theirs
+
+
+def _companion_owning(
+    text: str, mention: SessionMention, companions: list[people.Person]
+) -> int | None:
+    """The companion named earlier in the same sentence as `mention` (or in the sentence just
+    before, when this one starts with "hij/zij/he/she")."""
+    sent_start = max(text.rfind(c, 0, mention.start) for c in ".!?;\n") + 1
+    best: int | None = None
+    for i, person in enumerate(companions):
+        if sent_start <= person.end <= mention.start:
+            best = i
+    if best is None:
+        head = text[sent_start : mention.start].strip().lower()
+        if re.match(r"^(?:hij|zij|ze|he|she)\b", head) and companions:
+            prev = [i for i, p in enumerate(companions) if p.end <= sent_start]
+            best = prev[-1] if prev else None
+    return best
+
+
+def _explicitly_theirs(text: str, mention: SessionMention, person: people.Person) -> bool:
+    between = text[person.end : mention.start]
+    sent_start = max(text.rfind(c, 0, mention.start) for c in ".!?;\n") + 1
+    if person.end <= sent_start:  # "… Karin Smit. Zij kiest werk."
+        return True
+    # "met Karin Smit, die graag naar werk wil" / "Karin gaat naar werk";
+    # not "met Karin naar wonen".
+    return bool(_THIRD_PERSON.search(between)) and not re.search(r"\b(?:ik|i)\b", between, re.I)
+
+
+def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
+    statements = _statement_text(text)
+    has_question = find_question(text)
+    substitute = people.find_substitute(statements)
+    companions = people.find_companions(statements, substitute)
+    sig = collect_signals(text)
+    unsubscribe = bool(lexicon.UNSUBSCRIBE.search(statements.lower()))
+    kind, reason = decide(
+        sig, has_question=has_question, substitute=substitute is not None, unsubscribe=unsubscribe
+    )
+    notes = [reason]
+    mentions = find_sessions(statements, sessions)
+    own, theirs = _assign_sessions(statements, mentions, companions)
+    sub_session: str | None = None
+    if substitute is not None and own is not None and not theirs:
+        # "Collega Jansen komt in mijn plaats, deelsessie wonen": the choice is the substitute's,
+        # the invitee (who declines) has none.
+        sub_session, own = own, None
+    cancel = bool(sig.cancel)
+    return TextReading(
+        kind=kind,
+        session=own,
+        companions=tuple(
+            PersonMention(p.name, p.email, theirs.get(i)) for i, p in enumerate(companions)
+        ),
+        substitute=(
+            PersonMention(substitute.name, substitute.email, sub_session) if substitute else None
+        ),
+        dietary=find_dietary(statements),
+        has_question=has_question,
+        mentions_cancellation=cancel,
+        wants_unsubscribe=unsubscribe,
+        notes=tuple(notes),
+    )
