@@ -88,6 +88,10 @@ class EventConfig:
     materials: tuple[Link, ...] = ()
     unsubscribe_url: str = ""
     allowed_sender_domains: tuple[str, ...] = ()
+    # Brake on mail loops: at most this many answers to one address per day.
+    max_answers_per_sender_per_day: int = 5
+    # authserv-ids whose Authentication-Results header we trust (our own receiving server).
+    trusted_authserv_ids: tuple[str, ...] = ()
     raw_message_retention_days: int = 30
     personal_data_retention_days: int = 365
     programme: tuple[ProgrammeItem, ...] = ()
@@ -209,6 +213,13 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
         unsubscribe_url=mail.text("unsubscribe_url", default=""),
         allowed_sender_domains=tuple(
             d.lower() for d in trust.str_list("allowed_sender_domains", default=[])
+        ),
+        max_answers_per_sender_per_day=trust.integer(
+            "max_answers_per_sender_per_day", default=5, minimum=1
+        )
+        or 5,
+        trusted_authserv_ids=tuple(
+            a.lower() for a in trust.str_list("trusted_authserv_ids", default=[])
         ),
         raw_message_retention_days=retention.integer(
             "raw_messages_days_after_event", default=30, minimum=0

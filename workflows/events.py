@@ -125,7 +125,11 @@ def event_config(event: Event) -> EventConfig:
         "raw_messages_days_after_event": data.pop("raw_message_retention_days"),
         "personal_data_days_after_event": data.pop("personal_data_retention_days"),
     }
-    data["trust"] = {"allowed_sender_domains": data.pop("allowed_sender_domains", [])}
+    data["trust"] = {
+        "allowed_sender_domains": data.pop("allowed_sender_domains", []),
+        "max_answers_per_sender_per_day": data.pop("max_answers_per_sender_per_day", 5),
+        "trusted_authserv_ids": data.pop("trusted_authserv_ids", []),
+    }
     for key in ("starts_at", "ends_at", "registration_deadline"):
         data[key] = datetime.fromisoformat(data[key])
     for spec in data.get("sessions", []):

@@ -1,0 +1,199 @@
+"""What a template sees: plain values prepared from the objects a mail is about.
+
+Templates get ready-formatted text (dates in the reader's language and the event's time zone)
+rather than model objects, so an organiser's override template cannot reach the database
+through a relationship and every template says "woensdag 1 februari 2023" the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+
+from db.models import Event, Invitation, Participant, Person
+from workflows.event_config import EventConfig
+from workflows.outbox import MailKind
+from workflows.tokens import text_marker
+
+LANGUAGES = ("nl", "en")
+BABEL_LOCALES = {"nl": "nl_NL", "en": "en_GB"}
+
+# Mail to the event's contact person rather than to an invitee: written in the event's
+# language, carries no invitation token and no unsubscribe link.
+ORGANISER_KINDS = frozenset({MailKind.QUESTION_FORWARDED, MailKind.ORGANISER_NOTICE})
+
+# The `extra` keys each kind reads, with the value used when the caller left one out, so a
+# template can always test `extra.position` (StrictUndefined in tests would flag a typo).
+KIND_EXTRAS: Mapping[MailKind, Mapping[str, Any]] = {
+    MailKind.COMPANION_CONFIRMED: {"inviter_name": ""},
+    MailKind.SUBSTITUTE_CONFIRMED: {"replaces_name": "", "waitlisted": False, "position": None},
+    MailKind.WAITLISTED: {"position": None, "late": False},
+    MailKind.SEAT_OFFERED: {"party_size": 1, "expires_at": None},
+    MailKind.OFFER_EXPIRED: {"party_size": 1},
+    MailKind.DECLINED_ACK: {"substitute_name": ""},
+    MailKind.CANCELLATION_CONFIRMED: {"party_size": 1, "inviter_name": ""},
+    MailKind.SESSION_CONFIRMED: {"session_key": "", "session_title": ""},
+    MailKind.QUESTION_FORWARDED: {"question_text": "", "from_name": "", "from_email": ""},
+    MailKind.UNSUBSCRIBE_ACK: {"organiser": ""},
+    MailKind.REMINDER: {"days_before": None},
+    MailKind.ORGANISER_NOTICE: {"subject": "", "lines": []},
+}
+
+_FREE_PRICES = {"", "gratis", "kosteloos", "free", "free of charge", "0", "€0", "€ 0"}
+
+
+def mail_language(kind: MailKind, event: Event, person: Person | None) -> str:
+    """The reader's language: the invitee's own, or the event's for organiser mail."""
+    if kind in ORGANISER_KINDS or person is None:
+        return event.language if event.language in LANGUAGES else "nl"
+    return person.language if person.language in LANGUAGES else "nl"
+
+
+def format_moment(moment: datetime, tz: ZoneInfo, lang: str) -> str:
+    """'woensdag 1 februari 2023, 13:00' / 'Wednesday 1 February 2023, 13:00'."""
+    local = moment.astimezone(tz)
+    return format_datetime(local, "EEEE d MMMM y, HH:mm", locale=BABEL_LOCALES[lang])
+
+
+def format_day(moment: datetime, tz: ZoneInfo, lang: str) -> str:
+    """'woensdag 1 februari 2023' / 'Wednesday 1 February 2023'."""
+    return format_date(moment.astimezone(tz), "EEEE d MMMM y", locale=BABEL_LOCALES[lang])
+
+
+def format_deadline(moment: datetime, tz: ZoneInfo, lang: str) -> str:
+    """A deadline at the end of a day is just that day; otherwise day and time."""
+    local = moment.astimezone(tz)
+    if (local.hour, local.minute) >= (23, 59):
+        return format_day(local, tz, lang)
+    return format_moment(local, tz, lang) + (" uur" if lang == "nl" else "")
+
+
+def format_short_day(moment: datetime, tz: ZoneInfo, lang: str) -> str:
+    """'1 februari 2023' / '1 February 2023'."""
+    return format_date(moment.astimezone(tz), "d MMMM y", locale=BABEL_LOCALES[lang])
+
+
+def build_context(
+    kind: MailKind,
+    *,
+    lang: str,
+    cfg: EventConfig,
+    person: Person | None,
+    recipient: str,
+    recipient_name: str,
+    participant: Participant | None,
+    invitation: Invitation | None,
+    extra: Mapping[str, Any],
+    reply_address: str,
+    has_calendar: bool,
+) -> dict[str, Any]:
+    """All variables a template may use (documented in mail_templates/README.md)."""
+    token = invitation.token if invitation is not None and kind not in ORGANISER_KINDS else None
+    return {
+        "kind": kind.value,
+        "lang": lang,
+        "event": _event_values(cfg, lang),
+        "person": _person_values(person),
+        "recipient": recipient,
+        "recipient_name": recipient_name,
+        "participant": _participant_values(participant, cfg, lang, extra),
+        "token": token,
+        "marker": text_marker(token) if token else None,
+        "reply_address": reply_address,
+        "has_calendar": has_calendar,
+        "for_invitee": kind not in ORGANISER_KINDS,
+        "extra": _extras(kind, extra),
+    }
+
+
+def _extras(kind: MailKind, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's extras over the kind's defaults, with list/text shapes made dependable."""
+    values = {**KIND_EXTRAS.get(kind, {}), **extra}
+    lines = values.get("lines")
+    if isinstance(lines, str):
+        values["lines"] = [lines]
+    elif lines is not None and not isinstance(lines, list):
+        values["lines"] = [str(line) for line in lines]
+    for key in ("question_text", "from_name", "from_email", "subject"):
+        if key in values and values[key] is None:
+            values[key] = ""
+    return values
+
+
+def _event_values(cfg: EventConfig, lang: str) -> dict[str, Any]:
+    tz = cfg.tz
+    description = cfg.description.strip()
+    if lang != cfg.language:
+        # The description is written in the event's language; an English reader gets the
+        # translation when the organiser provided one (extra.description_en), else none.
+        description = str(cfg.extra.get(f"description_{lang}", "")).strip()
+    return {
+        "title": cfg.title,
+        "organiser": cfg.organiser,
+        "description": description,
+        "date": format_day(cfg.starts_at, tz, lang),
+        "short_date": format_short_day(cfg.starts_at, tz, lang),
+        "starts": format_moment(cfg.starts_at, tz, lang),
+        "start_time": cfg.starts_at.astimezone(tz).strftime("%H:%M"),
+        "end_time": cfg.ends_at.astimezone(tz).strftime("%H:%M"),
+        "venue": cfg.venue,
+        "address": cfg.address,
+        "price": cfg.price,
+        "free": cfg.price.strip().lower() in _FREE_PRICES,
+        "companions_welcome": cfg.companions_welcome and cfg.max_companions > 0,
+        "max_companions": cfg.max_companions,
+        "deadline": format_deadline(cfg.registration_deadline, tz, lang),
+        "deadline_date": format_day(cfg.registration_deadline, tz, lang),
+        "contact_name": cfg.contact_name,
+        "contact_email": cfg.contact_email,
+        "contact_phone": cfg.contact_phone,
+        "offer_expiry_hours": cfg.offer_expiry_hours,
+        "programme": [{"time": p.time, "item": p.item} for p in cfg.programme],
+        "sessions": [
+            {"key": s.key, "title": s.title, "description": s.description} for s in cfg.sessions
+        ],
+        "survey_url": cfg.survey_url,
+        "materials": [{"title": m.title, "url": m.url} for m in cfg.materials],
+    }
+
+
+def _person_values(person: Person | None) -> dict[str, Any] | None:
+    if person is None:
+        return None
+    return {
+        "name": person.name,
+        "email": person.email,
+        "organisation": person.organisation,
+        "role": person.role,
+    }
+
+
+def _participant_values(
+    participant: Participant | None, cfg: EventConfig, lang: str, extra: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    if participant is None:
+        return None
+    session = participant.session
+    inviter = participant.companion_of
+    # The row's deadline is the truth; a caller that passes `expires_at` (seat_offered) covers
+    # an offer whose row is not flushed yet.
+    expires = participant.offer_expires_at or extra.get("expires_at")
+    who = participant.person
+    return {
+        "name": who.name if who is not None else "",
+        "email": who.email if who is not None else "",
+        "organisation": who.organisation if who is not None else "",
+        "role": who.role if who is not None else "",
+        "status": str(participant.status or ""),
+        "session": session.title if session is not None else (extra.get("session_title") or None),
+        "session_key": session.key if session is not None else None,
+        "offer_expires": (
+            format_moment(expires, cfg.tz, lang) if isinstance(expires, datetime) else None
+        ),
+        "companion_of": inviter.person.name if inviter is not None else None,
+        "dietary": participant.dietary or "",
+    }

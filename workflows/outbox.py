@@ -1,0 +1,199 @@
+"""Queueing mail: the only way any rule sends anything.
+
+A rule calls `queue_mail()` inside the transaction that changes state, so the change and the
+mail it causes commit together or not at all (the outbox pattern). The message is rendered
+now, with a Message-ID derived from the idempotency key, and sent later by the outbox job.
+Queueing the same key twice is a no-op: re-processing a message never mails twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import (
+    AutoAnswerCount,
+    Event,
+    InboundMessage,
+    Invitation,
+    OutboundMessage,
+    OutboundStatus,
+    Participant,
+    Person,
+)
+from workflows.clock import now
+
+
+class MailKind(StrEnum):
+    """Every kind of mail rsvpmail sends; each is one template in mail_templates/."""
+
+    INVITATION = "invitation"
+    REGISTRATION_CONFIRMED = "registration_confirmed"
+    COMPANION_CONFIRMED = "companion_confirmed"
+    SUBSTITUTE_CONFIRMED = "substitute_confirmed"
+    WAITLISTED = "waitlisted"
+    SEAT_OFFERED = "seat_offered"
+    OFFER_EXPIRED = "offer_expired"
+    DECLINED_ACK = "declined_ack"
+    CANCELLATION_CONFIRMED = "cancellation_confirmed"
+    TENTATIVE_ACK = "tentative_ack"
+    CHOOSE_SESSION = "choose_session"
+    SESSION_CONFIRMED = "session_confirmed"
+    REGISTRATION_CLOSED = "registration_closed"
+    QUESTION_FORWARDED = "question_forwarded"  # to the event's contact person
+    QUESTION_ACK = "question_ack"  # to the person who asked
+    REMINDER = "reminder"
+    NUDGE_UNANSWERED = "nudge_unanswered"
+    FOLLOWUP_ATTENDED = "followup_attended"
+    FOLLOWUP_ABSENT = "followup_absent"
+    ORGANISER_NOTICE = "organiser_notice"  # freed seat after deadline, bounces, loop cap
+    UNSUBSCRIBE_ACK = "unsubscribe_ack"
+
+
+# Mail an unsubscribed person still gets: answers to what they themselves asked for.
+NON_ESSENTIAL = frozenset(
+    {
+        MailKind.REMINDER,
+        MailKind.NUDGE_UNANSWERED,
+        MailKind.FOLLOWUP_ATTENDED,
+        MailKind.FOLLOWUP_ABSENT,
+        MailKind.INVITATION,
+    }
+)
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """Deterministic Message-ID: a crash and retry of the same row sends the same ID."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    return f"<{digest}.rsvpmail@{domain}>"
+
+
+def queue_mail(
+    db: Session,
+    *,
+    key: str,
+    kind: MailKind,
+    event: Event,
+    person: Person | None,
+    recipient: str | None = None,
+    participant: Participant | None = None,
+    invitation: Invitation | None = None,
+    extra: Mapping[str, Any] | None = None,
+    in_reply_to: InboundMessage | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
+) -> OutboundMessage | None:
+    """Render and queue one mail unless `key` was queued before; returns the row or None.
+
+    `recipient` defaults to the person's address (organiser notices go to the contact).
+    `attachments` are (filename, mime type, bytes), e.g. the original of a forwarded question.
+    """
+    if db.scalar(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)):
+        return None
+    from mail_templates import build_message  # templates import models; keep import light
+
+    to = (recipient or (person.email if person else "")).lower()
+    if not to:
+        raise ValueError(f"mail {key!r} has no recipient")
+    if in_reply_to is not None and not answer_allowed(db, event, in_reply_to, to):
+        return None
+    domain = event.reply_address.partition("@")[2] or "rsvpmail.invalid"
+    message_id = message_id_for(key, domain)
+    message = build_message(
+        kind,
+        event=event,
+        person=person,
+        recipient=to,
+        participant=participant,
+        invitation=invitation,
+        extra=dict(extra or {}),
+        message_id=message_id,
+        in_reply_to=_reply_ids(in_reply_to),
+        attachments=attachments,
+    )
+    row = OutboundMessage(
+        idempotency_key=key,
+        kind=kind.value,
+        event_id=event.id,
+        person_id=person.id if person else None,
+        recipient=to,
+        message_id=message_id,
+        raw=message.as_bytes(),
+        essential=kind not in NON_ESSENTIAL,
+        in_reply_to_id=in_reply_to.id if in_reply_to else None,
+        status=OutboundStatus.PENDING,
+        next_attempt_at=now(),
+    )
+    # A savepoint, so a concurrent worker that queued the same key first costs us only this
+    # insert, not the caller's whole transaction.
+    try:
+        with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        return None
+    return row
+
+
+def answer_allowed(db: Session, event: Event, inbound: InboundMessage, to: str) -> bool:
+    """The loop brake for answers to an inbound message (RFC 3834 and a daily cap).
+
+    Automatic mail is never answered. Beyond that, each address gets at most the event's
+    `max_answers_per_sender_per_day` answers a day, so two mail robots that slip past the
+    automatic-mail checks still stop after a few rounds; the organiser is told once a day.
+    """
+    reading = inbound.classification or {}
+    if reading.get("is_automatic") or reading.get("kind") in ("auto_reply", "bounce"):
+        return False
+    if to != (inbound.from_address or "").lower():
+        return True  # not an answer to the sender (e.g. a forward to the contact person)
+    cap = int(event.config.get("max_answers_per_sender_per_day", 5) or 5)
+    day = now().date()
+    counter = db.get(AutoAnswerCount, (to, day), with_for_update=True)
+    if counter is None:
+        try:
+            with db.begin_nested():
+                counter = AutoAnswerCount(sender=to, day=day, count=0, reported=False)
+                db.add(counter)
+        except IntegrityError:  # another worker counted first; use its row
+            counter = db.get_one(AutoAnswerCount, (to, day), with_for_update=True)
+    if counter.count >= cap:
+        if not counter.reported:
+            counter.reported = True
+            _report_loop(db, event, to, cap, day.isoformat())
+        return False
+    counter.count += 1
+    return True
+
+
+def _report_loop(db: Session, event: Event, sender: str, cap: int, day: str) -> None:
+    queue_mail(
+        db,
+        key=f"loop-brake:{event.id}:{sender}:{day}",
+        kind=MailKind.ORGANISER_NOTICE,
+        event=event,
+        person=None,
+        recipient=event.contact_email,
+        extra={
+            "subject": f"Automatische antwoorden aan {sender} gestopt",
+            "lines": [
+                f"{sender} kreeg vandaag al {cap} automatische antwoorden van rsvpmail.",
+                "Verdere antwoorden aan dit adres worden vandaag niet verstuurd; "
+                "mogelijk antwoorden twee systemen elkaar automatisch.",
+                "Berichten van dit adres worden wel gelezen en verwerkt.",
+            ],
+        },
+    )
+
+
+def _reply_ids(inbound: InboundMessage | None) -> tuple[str, ...]:
+    """Message-IDs for In-Reply-To (first) and References of an answer to `inbound`."""
+    if inbound is None:
+        return ()
+    ids = [inbound.message_id]
+    refs = (inbound.classification or {}).get("references", [])
+    return tuple(ids + [r for r in refs if r != inbound.message_id])
