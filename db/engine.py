@@ -103,7 +103,7 @@ def ensure_migrated(engine: Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current != head:
         where = engine.url.render_as_string(hide_password=True)
-        state = "not initialised" if current is None else f"at revision {current}, code needs {head}"
-        raise DatabaseNotReady(
-            f"database {where} is {state}; run `rsvpmail db upgrade` first"
+        state = (
+            "not initialised" if current is None else f"at revision {current}, code needs {head}"
         )
+        raise DatabaseNotReady(f"database {where} is {state}; run `rsvpmail db upgrade` first")

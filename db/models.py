@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -44,7 +44,10 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -220,7 +223,9 @@ class Participant(Base):
         CheckConstraint(
             "status <> 'offered' OR offer_expires_at IS NOT NULL", name="offer_has_expiry"
         ),
-        CheckConstraint("companion_of_id IS NULL OR companion_of_id <> id", name="not_own_companion"),
+        CheckConstraint(
+            "companion_of_id IS NULL OR companion_of_id <> id", name="not_own_companion"
+        ),
         Index("ix_participants_event_status", "event_id", "status"),
     )
 

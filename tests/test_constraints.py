@@ -62,8 +62,11 @@ def test_same_imap_uid_twice_is_refused(db: Session) -> None:
 def test_duplicate_outbox_key_is_refused(db: Session) -> None:
     def row(message_id: str) -> OutboundMessage:
         return OutboundMessage(
-            idempotency_key="invitation:1", kind="invitation", recipient="a@b.example",
-            message_id=message_id, raw=b"x",
+            idempotency_key="invitation:1",
+            kind="invitation",
+            recipient="a@b.example",
+            message_id=message_id,
+            raw=b"x",
         )
 
     db.add(row("<1@rsvpmail>"))

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from tests.conftest import EVENT_TOML
 from tests.factories import event_config, make_event
 from workflows.event_config import ConfigError, load_event_config, reminder_due_times
-from workflows.events import apply_event_config, event_config as stored_config
+from workflows.events import apply_event_config
+from workflows.events import event_config as stored_config
 
 
 def test_the_real_event_loads() -> None:
@@ -47,8 +48,11 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
         load_event_config(_write(tmp_path, text))
     problems = " | ".join(raised.value.problems)
     for expected in (
-        "slug:", "capacity: must be at least 1", "mail.reply_address: not a valid email",
-        "sessions[2].key: duplicate session key 'werk'", "ends_at: must be after starts_at",
+        "slug:",
+        "capacity: must be at least 1",
+        "mail.reply_address: not a valid email",
+        "sessions[2].key: duplicate session key 'werk'",
+        "ends_at: must be after starts_at",
     ):
         assert expected in problems
     assert str(raised.value).startswith(str(tmp_path / "event.toml"))

@@ -21,7 +21,11 @@ def test_the_example_list_is_valid_and_realistic() -> None:
 
 
 def test_excel_semicolons_bom_and_dutch_headers() -> None:
-    data = "\ufeffNaam;E-mail;Organisatie;Functie;Taal\r\nJan Jansen;Jan@Zwaanshoek.example;Gemeente Zwaanshoek;Wethouder Wonen;NL\r\n;;;;\r\n"
+    data = (
+        "\ufeffNaam;E-mail;Organisatie;Functie;Taal\r\n"
+        "Jan Jansen;Jan@Zwaanshoek.example;Gemeente Zwaanshoek;Wethouder Wonen;NL\r\n"
+        ";;;;\r\n"
+    )
     rows = parse_invitee_csv(data.encode("utf-8"))
     assert len(rows) == 1
     assert rows[0].email == "jan@zwaanshoek.example"
@@ -30,20 +34,23 @@ def test_excel_semicolons_bom_and_dutch_headers() -> None:
 
 
 def test_english_headers_with_commas_and_quotes() -> None:
-    data = b'name,email,organisation,role,language,batch\n"Smit, Karin",k.smit@a.example,Municipality A,Alderman,English,b1\n'
+    data = (
+        b"name,email,organisation,role,language,batch\n"
+        b'"Smit, Karin",k.smit@a.example,Municipality A,Alderman,English,b1\n'
+    )
     rows = parse_invitee_csv(data)
     assert (rows[0].name, rows[0].language, rows[0].batch) == ("Smit, Karin", "en", "b1")
 
 
 def test_every_problem_is_listed_with_its_line() -> None:
     data = (
-        "naam;email;organisatie\n"
-        "Jan;jan@a.example;A\n"
-        "Piet;not-an-address;B\n"
-        ";empty@a.example;C\n"
-        "Klaas;JAN@a.example;D\n"
-        "Kees;kees@a.example;E;extra\n"
-    ).encode()
+        b"naam;email;organisatie\n"
+        b"Jan;jan@a.example;A\n"
+        b"Piet;not-an-address;B\n"
+        b";empty@a.example;C\n"
+        b"Klaas;JAN@a.example;D\n"
+        b"Kees;kees@a.example;E;extra\n"
+    )
     with pytest.raises(InviteeImportError) as raised:
         parse_invitee_csv(data, "list.csv")
     problems = raised.value.problems
@@ -100,9 +107,13 @@ def test_import_creates_invitations_once(db: Session) -> None:
 
 def test_reimport_updates_details_without_reinviting(db: Session) -> None:
     event = make_event(db)
-    import_invitees(db, event, parse_invitee_csv(b"naam;email;functie\nJan;jan@a.example;Wethouder\n"))
+    import_invitees(
+        db, event, parse_invitee_csv(b"naam;email;functie\nJan;jan@a.example;Wethouder\n")
+    )
     result = import_invitees(
-        db, event, parse_invitee_csv(b"naam;email;functie\nJan de Boer;jan@a.example;Wethouder Wonen\n")
+        db,
+        event,
+        parse_invitee_csv(b"naam;email;functie\nJan de Boer;jan@a.example;Wethouder Wonen\n"),
     )
     db.commit()
     person = db.scalar(select(Person).where(Person.email == "jan@a.example"))

@@ -45,8 +45,6 @@ def test_no_machine_allows_staying_in_place() -> None:
             assert old not in targets, f"{machine.name}: {old} → {old}"
 
 
-
-
 class _Builder:
     """Creates one object per (model, status) in a shared event."""
 
@@ -70,8 +68,12 @@ class _Builder:
             obj = InboundMessage(message_id=f"<m{n}@x.example>", status=status, raw=b"x")
         else:
             obj = OutboundMessage(
-                idempotency_key=f"k{n}", kind="test", recipient="a@b.example",
-                message_id=f"<o{n}@rsvpmail>", status=status, raw=b"x",
+                idempotency_key=f"k{n}",
+                kind="test",
+                recipient="a@b.example",
+                message_id=f"<o{n}@rsvpmail>",
+                status=status,
+                raw=b"x",
             )
         self.db.add(obj)
         self.db.flush()
@@ -111,9 +113,7 @@ def test_illegal_moves_raise_and_change_nothing(db: Session, model: type[Any]) -
     machine = MACHINES[model]
     enum = STATUS_ENUMS[model]
     illegal = [
-        (old, new)
-        for old, new in itertools.product(enum, enum)
-        if new not in machine.moves[old]
+        (old, new) for old, new in itertools.product(enum, enum) if new not in machine.moves[old]
     ]
     assert illegal, "every machine has moves it forbids"
     for old, new in illegal:

@@ -49,9 +49,9 @@ def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
 
 
 def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:
-    existing = {s.key: s for s in db.scalars(
-        select(EventSession).where(EventSession.event_id == event.id)
-    )}
+    existing = {
+        s.key: s for s in db.scalars(select(EventSession).where(EventSession.event_id == event.id))
+    }
     for position, spec in enumerate(cfg.sessions):
         row = existing.pop(spec.key, None)
         if row is None:
@@ -144,5 +144,7 @@ def get_event(db: Session, slug: str) -> Event:
     event = db.scalar(select(Event).where(Event.slug == slug))
     if event is None:
         known = ", ".join(db.scalars(select(Event.slug).order_by(Event.slug))) or "none"
-        raise NotFound(f"no event {slug!r} (known events: {known}); load it with `rsvpmail event load`")
+        raise NotFound(
+            f"no event {slug!r} (known events: {known}); load it with `rsvpmail event load`"
+        )
     return event

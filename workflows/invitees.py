@@ -57,7 +57,9 @@ class InviteeImportError(RsvpError):
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         listing = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{source}: rejected, nothing imported ({len(problems)} problems):\n{listing}")
+        super().__init__(
+            f"{source}: rejected, nothing imported ({len(problems)} problems):\n{listing}"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def parse_invitee_csv(data: bytes, source: str = "<csv>") -> list[InviteeRow]:
             line = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue  # Excel leaves blank lines at the end
-            if len(record) > len(header) and any(c.strip() for c in record[len(header):]):
+            if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
                 problems.append(
                     f"line {line}: {len(record)} fields but the header has {len(header)} "
                     f"(is a value containing '{delimiter}' missing its quotes?)"
@@ -114,9 +116,8 @@ def parse_invitee_csv(data: bytes, source: str = "<csv>") -> list[InviteeRow]:
             if row is None:
                 continue
             if row.email in first_line_of:
-                problems.append(
-                    f"line {line}: duplicate email {row.email} (also on line {first_line_of[row.email]})"
-                )
+                first = first_line_of[row.email]
+                problems.append(f"line {line}: duplicate email {row.email} (also on line {first})")
                 continue
             first_line_of[row.email] = line
             rows.append(row)
@@ -142,9 +143,7 @@ def _decode(data: bytes, source: str) -> str:
         shown = ", ".join(str(n) for n in bad_lines[:10])
         raise InviteeImportError(
             source,
-            [
-                f"line {n}: not UTF-8 text" for n in bad_lines[:10]
-            ]
+            [f"line {n}: not UTF-8 text" for n in bad_lines[:10]]
             + [
                 f"the file is not UTF-8 (lines {shown}); in Excel choose "
                 "'Save as' → 'CSV UTF-8 (comma delimited)'"
@@ -176,7 +175,9 @@ def _map_header(header: list[str], problems: list[str]) -> dict[str, int]:
         columns[canonical] = index
     for required in REQUIRED:
         if required not in columns:
-            problems.append(f"line 1: missing column {required!r} ({'/'.join(_spellings(required))})")
+            problems.append(
+                f"line 1: missing column {required!r} ({'/'.join(_spellings(required))})"
+            )
     return columns
 
 

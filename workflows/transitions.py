@@ -27,45 +27,45 @@ from db.models import (
 )
 from workflows.errors import IllegalTransition
 
-P = ParticipantStatus
+_P = ParticipantStatus
 PARTICIPANT_MOVES: Mapping[StrEnum, frozenset[StrEnum]] = {
-    P.INVITED: frozenset({P.REGISTERED, P.WAITLISTED, P.DECLINED}),
-    P.REGISTERED: frozenset({P.CANCELLED, P.ATTENDED, P.NO_SHOW}),
-    P.WAITLISTED: frozenset({P.OFFERED, P.REGISTERED, P.CANCELLED, P.DECLINED}),
+    _P.INVITED: frozenset({_P.REGISTERED, _P.WAITLISTED, _P.DECLINED}),
+    _P.REGISTERED: frozenset({_P.CANCELLED, _P.ATTENDED, _P.NO_SHOW}),
+    _P.WAITLISTED: frozenset({_P.OFFERED, _P.REGISTERED, _P.CANCELLED, _P.DECLINED}),
     # "nee" to an offer is a decline; silence is expiry. Both release the seat.
-    P.OFFERED: frozenset({P.REGISTERED, P.DECLINED, P.EXPIRED, P.CANCELLED}),
+    _P.OFFERED: frozenset({_P.REGISTERED, _P.DECLINED, _P.EXPIRED, _P.CANCELLED}),
     # People change their minds: a later "ja" is handled like a first one.
-    P.DECLINED: frozenset({P.REGISTERED, P.WAITLISTED}),
-    P.CANCELLED: frozenset({P.REGISTERED, P.WAITLISTED}),
-    P.EXPIRED: frozenset({P.REGISTERED, P.WAITLISTED, P.DECLINED}),
+    _P.DECLINED: frozenset({_P.REGISTERED, _P.WAITLISTED}),
+    _P.CANCELLED: frozenset({_P.REGISTERED, _P.WAITLISTED}),
+    _P.EXPIRED: frozenset({_P.REGISTERED, _P.WAITLISTED, _P.DECLINED}),
     # After the event only corrections of the attendance list.
-    P.ATTENDED: frozenset({P.NO_SHOW}),
-    P.NO_SHOW: frozenset({P.ATTENDED}),
+    _P.ATTENDED: frozenset({_P.NO_SHOW}),
+    _P.NO_SHOW: frozenset({_P.ATTENDED}),
 }
 
-I = InvitationStatus
+_I = InvitationStatus
 INVITATION_MOVES: Mapping[StrEnum, frozenset[StrEnum]] = {
-    I.PENDING: frozenset({I.QUEUED}),
-    I.QUEUED: frozenset({I.SENT, I.UNDELIVERABLE}),
-    I.SENT: frozenset({I.UNDELIVERABLE}),
-    I.UNDELIVERABLE: frozenset({I.QUEUED}),  # the organiser fixed the address
+    _I.PENDING: frozenset({_I.QUEUED}),
+    _I.QUEUED: frozenset({_I.SENT, _I.UNDELIVERABLE}),
+    _I.SENT: frozenset({_I.UNDELIVERABLE}),
+    _I.UNDELIVERABLE: frozenset({_I.QUEUED}),  # the organiser fixed the address
 }
 
-N = InboundStatus
+_N = InboundStatus
 INBOUND_MOVES: Mapping[StrEnum, frozenset[StrEnum]] = {
-    N.RECEIVED: frozenset({N.PROCESSED, N.REVIEW, N.QUARANTINED}),
-    N.REVIEW: frozenset({N.PROCESSED}),  # a human decided
-    N.QUARANTINED: frozenset({N.RECEIVED}),  # released for another try
-    N.PROCESSED: frozenset(),
+    _N.RECEIVED: frozenset({_N.PROCESSED, _N.REVIEW, _N.QUARANTINED}),
+    _N.REVIEW: frozenset({_N.PROCESSED}),  # a human decided
+    _N.QUARANTINED: frozenset({_N.RECEIVED}),  # released for another try
+    _N.PROCESSED: frozenset(),
 }
 
-O = OutboundStatus
+_O = OutboundStatus
 OUTBOUND_MOVES: Mapping[StrEnum, frozenset[StrEnum]] = {
-    O.PENDING: frozenset({O.SENDING, O.SUPPRESSED}),
-    O.SENDING: frozenset({O.SENT, O.PENDING, O.FAILED}),
-    O.FAILED: frozenset({O.PENDING}),  # the organiser asked for a retry
-    O.SENT: frozenset(),
-    O.SUPPRESSED: frozenset(),
+    _O.PENDING: frozenset({_O.SENDING, _O.SUPPRESSED}),
+    _O.SENDING: frozenset({_O.SENT, _O.PENDING, _O.FAILED}),
+    _O.FAILED: frozenset({_O.PENDING}),  # the organiser asked for a retry
+    _O.SENT: frozenset(),
+    _O.SUPPRESSED: frozenset(),
 }
 
 

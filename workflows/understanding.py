@@ -6,8 +6,10 @@ stable vocabulary and never on how the text was read.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ReplyKind(StrEnum):
@@ -76,3 +78,21 @@ class Understanding:
             "token": self.token,
             "reply_text": self.reply_text,
         }
+
+    def to_record(self) -> dict[str, object]:
+        """Everything, as JSON-safe data, for InboundMessage.classification."""
+        data = dataclasses.asdict(self)
+        data["kind"] = self.kind.value
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Understanding:
+        values = dict(data)
+        values["kind"] = ReplyKind(values["kind"])
+        values["companions"] = tuple(PersonMention(**c) for c in values.get("companions", ()))
+        sub = values.get("substitute")
+        values["substitute"] = PersonMention(**sub) if sub else None
+        for key in ("bounced_recipients", "references", "notes"):
+            values[key] = tuple(values.get(key, ()))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -46,7 +46,9 @@ def db_status(ctx: typer.Context) -> None:
 @friendly_errors
 def event_load(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="The event's TOML file, e.g. events/leren-van-rotterdam-zuid.toml"),
+    file: Path = typer.Argument(
+        ..., help="The event's TOML file, e.g. events/leren-van-rotterdam-zuid.toml"
+    ),
 ) -> None:
     """Create the event described in FILE, or update it (idempotent)."""
     try:
@@ -67,7 +69,9 @@ def event_load(
 def invitees_import(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="The event's slug"),
-    file: Path = typer.Argument(..., help="CSV with naam/name, email, organisatie, functie, taal, batch"),
+    file: Path = typer.Argument(
+        ..., help="CSV with naam/name, email, organisatie, functie, taal, batch"
+    ),
 ) -> None:
     """Import an invitee list; a file with any problem is rejected whole."""
     rows = parse_invitee_csv(file.read_bytes(), source=str(file))
