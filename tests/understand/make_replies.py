@@ -113,6 +113,7 @@ class Case:
     disclaimer: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
     subject: str | None = None
+    postscript: str = ""  # typed below the signature ("PS …")
 
     @property
     def token(self) -> str:
@@ -162,7 +163,8 @@ def _quote(text: str) -> str:
 
 def _own_part(case: Case) -> str:
     sig = _signature(case)
-    return case.body.rstrip() + ("\n\n" + sig if sig else "")
+    own = case.body.rstrip() + ("\n\n" + sig if sig else "")
+    return own + ("\n\n" + case.postscript if case.postscript else "")
 
 
 # --- clients ----------------------------------------------------------------------------------
@@ -319,6 +321,37 @@ def interleaved(case: Case) -> bytes:
         ]
     )
     msg.set_content(text, charset="utf-8", cte="8bit")
+    return msg.as_bytes()
+
+
+def forwarded(case: Case) -> bytes:
+    """Gmail "Forward": the answer on top of the forwarded invitation (not "> " quoted), e.g.
+    a secretary answering after the wethouder forwarded the invitation to her."""
+    msg = _base(case, "Fwd: ")
+    block = "\n".join(
+        [
+            "---------- Forwarded message ---------",
+            f"From: WijkWijzer namens BZK <aanmelden+{case.token}@{REPLY_DOMAIN}>",
+            "Date: wo 11 jan. 2023 om 09:02",
+            f"Subject: {SUBJECT_NL}",
+            f"To: {case.sender_name} <{case.sender}>",
+        ]
+    )
+    text = f"{_own_part(case)}\n\n{block}\n\n\n{_invitation(case)}"
+    msg.set_content(text, charset="utf-8", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def unsubscribe_mailto(case: Case) -> bytes:
+    """What a mail client sends for our List-Unsubscribe mailto (Gmail's one-click unsubscribe
+    puts its own line in the body): no quote, no In-Reply-To."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"{case.sender_name} <{case.sender}>"
+    msg["To"] = f"aanmelden+{case.token}@{REPLY_DOMAIN}"
+    msg["Subject"] = case.subject or "unsubscribe"
+    msg["Date"] = "Wed, 11 Jan 2023 10:12:00 +0100"
+    msg["Message-ID"] = f"<{case.name}@mail.gmail.example>"
+    msg.set_content(case.body + "\n", charset="utf-8")
     return msg.as_bytes()
 
 
@@ -1080,6 +1113,303 @@ HUMAN: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
         {"kind": "accept", "session": "werk"},
         {},
     ),
+    # --- real phrasing gathered after the first version (appended: earlier fixtures keep
+    # their client, sender and bytes)
+    (
+        "karin-met-email",
+        "nl",
+        "Ja, ik kom graag, deelsessie wonen, met mijn collega Karin Smit (k.smit@gemeente.example)",
+        {
+            "kind": "accept",
+            "session": "wonen",
+            "companions": [person("Karin Smit", "k.smit@gemeente.example")],
+        },
+        {"signature": "none"},
+    ),
+    (
+        "karin-zonder-punt",
+        "nl",
+        "Ja, ik kom graag, deelsessie wonen, met mijn collega Karin Smit",
+        {"kind": "accept", "session": "wonen", "companions": [person("Karin Smit")]},
+        {"signature": "none"},
+    ),
+    (
+        "collega-komt-ook-mee",
+        "nl",
+        "Mijn collega Karin Smit (k.smit@gemeente.example) komt ook mee.",
+        {"kind": "accept", "companions": [person("Karin Smit", "k.smit@gemeente.example")]},
+        {},
+    ),
+    (
+        "ja-werk-collega-komt-ook-mee",
+        "nl",
+        "Ja, ik kom graag naar de deelsessie werk.\nMijn collega Karin Smit (k.smit@gemeente.example) komt ook mee.",
+        {
+            "kind": "accept",
+            "session": "werk",
+            "companions": [person("Karin Smit", "k.smit@gemeente.example")],
+        },
+        {},
+    ),
+    (
+        "substitute-jan-de-boer",
+        "nl",
+        "Helaas kan ik er niet bij zijn. In mijn plaats komt Jan de Boer (j.deboer@gemeente.example).",
+        {"kind": "decline", "substitute": person("Jan de Boer", "j.deboer@gemeente.example")},
+        {},
+    ),
+    (
+        "substitute-neemt-plaats-in",
+        "nl",
+        "Ik ben verhinderd; mijn collega-wethouder Mieke van der Laan neemt mijn plaats in.",
+        {"kind": "decline", "substitute": person("Mieke van der Laan")},
+        {},
+    ),
+    (
+        "substitute-zelf-niet-collega-wel",
+        "nl",
+        "Ik kom zelf niet, maar mijn collega Karin Smit gaat graag in mijn plaats.",
+        {"kind": "decline", "substitute": person("Karin Smit")},
+        {},
+    ),
+    (
+        "secretaris-in-zijn-plaats",
+        "nl",
+        "Wethouder Jansen is helaas verhinderd. Zijn collega-wethouder Petra de Lange (p.delange@gemeente.example) komt in zijn plaats, deelsessie onderwijs.",
+        {
+            "kind": "decline",
+            "substitute": person("Petra de Lange", "p.delange@gemeente.example", "onderwijs"),
+        },
+        {},
+    ),
+    (
+        "companion-van-t-hof",
+        "nl",
+        "Graag aanmelden voor wonen, ik neem mijn collega Sanne van 't Hof mee.",
+        {"kind": "accept", "session": "wonen", "companions": [person("Sanne van 't Hof")]},
+        {},
+    ),
+    (
+        "companion-collega-de-vries",
+        "nl",
+        "Ja, ik kom met collega De Vries. Deelsessie veiligheid.",
+        {"kind": "accept", "session": "veiligheid", "companions": [person("De Vries")]},
+        {},
+    ),
+    (
+        "companion-collegas-twee",
+        "nl",
+        "Ik kom graag met mijn collega's Karin Smit en Jan de Boer, deelsessie wonen.",
+        {
+            "kind": "accept",
+            "session": "wonen",
+            "companions": [person("Karin Smit"), person("Jan de Boer")],
+        },
+        {},
+    ),
+    (
+        "companion-collega-voornaam",
+        "nl",
+        "Ja, ik kom graag met collega Karin.",
+        {"kind": "accept", "companions": [person("Karin")]},
+        {},
+    ),
+    (
+        "companion-wethouder-voornaam",
+        "nl",
+        "Ja hoor, ik kom samen met wethouder Anouk. Wonen.",
+        {"kind": "accept", "session": "wonen", "companions": [person("Anouk")]},
+        {},
+    ),
+    (
+        "met-de-trein-geen-companion",
+        "nl",
+        "Ik kom graag, met de trein vanuit Zwolle. Deelsessie werk.",
+        {"kind": "accept", "session": "werk"},
+        {},
+    ),
+    (
+        "collega-komt-niet-mee",
+        "nl",
+        "Ja, ik kom, deelsessie onderwijs. Mijn collega komt niet mee.",
+        {"kind": "accept", "session": "onderwijs"},
+        {},
+    ),
+    (
+        "wij-komen-met-zn-tweeen",
+        "nl",
+        "Wij komen met z'n tweeën: ik en wethouder Pieter Bakker (p.bakker@gemeente.example), beiden wonen.",
+        {
+            "kind": "accept",
+            "session": "wonen",
+            "companions": [person("Pieter Bakker", "p.bakker@gemeente.example")],
+        },
+        {},
+    ),
+    (
+        "namens-wethouder-komt-werk",
+        "nl",
+        "Goedemiddag,\n\nNamens wethouder De Vries laat ik u weten dat zij graag komt, deelsessie werk.",
+        {"kind": "accept", "session": "werk"},
+        {},
+    ),
+    (
+        "namens-wethouder-verhinderd",
+        "nl",
+        "Namens wethouder Bakker laat ik u weten dat hij op 1 februari helaas verhinderd is.",
+        {"kind": "decline"},
+        {},
+    ),
+    (
+        "wethouder-derde-persoon-wonen",
+        "nl",
+        "Wethouder Van der Laan komt graag. Zij heeft een voorkeur voor de deelsessie wonen.",
+        {"kind": "accept", "session": "wonen"},
+        {},
+    ),
+    ("ja-graag-werk-kort", "nl", "ja graag, werk", {"kind": "accept", "session": "werk"}, {}),
+    (
+        "schuif-aan-veiligheid",
+        "nl",
+        "Ik schuif graag aan bij veiligheid.",
+        {"kind": "accept", "session": "veiligheid"},
+        {},
+    ),
+    (
+        "pas-later-veiligheid",
+        "nl",
+        "Ik kom graag, maar kan pas om 14:00. Deelsessie veiligheid.",
+        {"kind": "accept", "session": "veiligheid"},
+        {},
+    ),
+    (
+        "erbij-werk-halal",
+        "nl",
+        "Ik ben er graag bij! Voorkeur: werk. Dieet: halal.",
+        {"kind": "accept", "session": "werk", "dietary": "halal"},
+        {},
+    ),
+    (
+        "dieet-vegetarier",
+        "nl",
+        "Ja, ik kom. Ik ben vegetariër.",
+        {"kind": "accept", "dietary": "vegetariër"},
+        {},
+    ),
+    (
+        "dieet-lactose-met-vraag",
+        "nl",
+        "Ik ben erbij, deelsessie onderwijs. Ik ben lactose-intolerant. Is de zaal rolstoeltoegankelijk?",
+        {
+            "kind": "accept",
+            "session": "onderwijs",
+            "dietary": "lactose-intolerant",
+            "has_question": True,
+        },
+        {},
+    ),
+    (
+        "vraag-dan-ja-werk",
+        "nl",
+        "Kan ik met de auto komen? In elk geval: ja, ik kom, deelsessie werk.",
+        {"kind": "accept", "session": "werk", "has_question": True},
+        {},
+    ),
+    (
+        "nee-met-vraag-verslag",
+        "nl",
+        "Ik kan helaas niet. Komt er een verslag van de deelsessies?",
+        {"kind": "decline", "has_question": True},
+        {},
+    ),
+    (
+        "afmelden-kan-toch-niet",
+        "nl",
+        "Kunt u mij afmelden? Ik kan toch niet komen.",
+        {"kind": "decline", "mentions_cancellation": True},
+        {},
+    ),
+    (
+        "helaas-gemeenteraad",
+        "nl",
+        "Helaas, ik zit die dag in de gemeenteraad.",
+        {"kind": "unclear"},
+        {},
+    ),
+    (
+        "unsub-mailinglijst",
+        "nl",
+        "Haal mij van de mailinglijst, ik ben geen wethouder meer.",
+        {"kind": "unclear", "wants_unsubscribe": True},
+        {},
+    ),
+    (
+        "unsub-geen-mails-meer",
+        "nl",
+        "Ik wil geen mails meer ontvangen.",
+        {"kind": "unclear", "wants_unsubscribe": True},
+        {},
+    ),
+    (
+        "unsub-graag-uitschrijven",
+        "nl",
+        "graag uitschrijven",
+        {"kind": "unclear", "wants_unsubscribe": True},
+        {"signature": "none"},
+    ),
+    (
+        "mixed-yes-ik-kom",
+        "nl",
+        "Yes, ik kom graag! Session wonen please.",
+        {"kind": "accept", "session": "wonen"},
+        {},
+    ),
+    (
+        "en-count-me-in-housing",
+        "en",
+        "Count me in — housing session",
+        {"kind": "accept", "session": "wonen"},
+        {},
+    ),
+    (
+        "en-afraid-colleague-instead",
+        "en",
+        "I'm afraid I can't make it, but my colleague Jane Doe (jane.doe@gemeente.example) would like to come instead.",
+        {"kind": "decline", "substitute": person("Jane Doe", "jane.doe@gemeente.example")},
+        {},
+    ),
+    (
+        "en-colleague-will-join-me",
+        "en",
+        "I'd be happy to attend the education session. My colleague John Smith (j.smith@gemeente.example) will join me.",
+        {
+            "kind": "accept",
+            "session": "onderwijs",
+            "companions": [person("John Smith", "j.smith@gemeente.example")],
+        },
+        {},
+    ),
+    (
+        "en-vegan-question",
+        "en",
+        "Yes, I'll come to the safety session. I'm vegan - will there be a vegan lunch option?",
+        {"kind": "accept", "session": "veiligheid", "dietary": "vegan", "has_question": True},
+        {},
+    ),
+    (
+        "en-no-longer-cancel",
+        "en",
+        "Unfortunately I can no longer attend, please cancel my registration.",
+        {"kind": "decline", "mentions_cancellation": True},
+        {},
+    ),
+    (
+        "en-unsub-take-me-off",
+        "en",
+        "Please take me off your mailing list.",
+        {"kind": "unclear", "wants_unsubscribe": True},
+        {},
+    ),
 ]
 
 # Cases rendered in more than one client (same expected result).
@@ -1101,6 +1431,16 @@ MULTI_CLIENT = {
     "en-decline": ["outlook", "outlook_original"],
     "dieet-vegetarisch": ["outlook_html", "apple"],
     "companion-email": ["gmail", "outlook_html"],
+    "karin-met-email": [
+        "gmail",
+        "outlook",
+        "outlook_html",
+        "apple",
+        "thunderbird",
+        "outlook_original",
+    ],
+    "karin-zonder-punt": ["gmail", "thunderbird", "outlook_html"],
+    "en-count-me-in-housing": ["apple"],  # the em dash needs UTF-8
 }
 CLIENT_CYCLE = ["gmail", "outlook", "outlook_html", "apple", "thunderbird", "outlook_original"]
 TOWNS = ["Zwolle", "Deventer", "Tilburg", "Almere", "Heerlen", "Groningen", "Leiden", "Delft"]
@@ -1187,6 +1527,45 @@ def calendar_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
             "ACCEPTED",
             "Ik kan helaas niet komen.",
             {"kind": "unclear"},
+        ),
+        (
+            "cal-gmail-accept-session-companion",
+            "gmail",
+            "ACCEPTED",
+            "Graag deelsessie onderwijs, samen met mijn collega Rob Jansen (r.jansen@breda.nl)",
+            {
+                "kind": "accept",
+                "session": "onderwijs",
+                "companions": [person("Rob Jansen", "r.jansen@breda.nl")],
+            },
+        ),
+        (
+            "cal-outlook-accept-wonen-vegetarisch",
+            "outlook",
+            "ACCEPTED",
+            "Ik kies voor de deelsessie wonen. Vegetarisch graag.",
+            {"kind": "accept", "session": "wonen", "dietary": "vegetarisch"},
+        ),
+        (
+            "cal-gmail-tentative-session",
+            "gmail",
+            "TENTATIVE",
+            "Nog niet zeker, maar voorkeur voor wonen.",
+            {"kind": "tentative", "session": "wonen"},
+        ),
+        (
+            "cal-outlook-decline-substitute",
+            "outlook",
+            "DECLINED",
+            "Helaas verhinderd. In mijn plaats komt Anna de Wit (a.dewit@breda.nl), deelsessie werk.",
+            {"kind": "decline", "substitute": person("Anna de Wit", "a.dewit@breda.nl", "werk")},
+        ),
+        (
+            "cal-gmail-accept-en-safety",
+            "gmail",
+            "ACCEPTED",
+            "Looking forward to it. Safety session please.",
+            {"kind": "accept", "session": "veiligheid"},
         ),
     ]
     out: list[tuple[Case, Callable[[Case], bytes]]] = []
@@ -1448,8 +1827,86 @@ def bounce_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
     return out
 
 
+def subject_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
+    """Answers in the subject, List-Unsubscribe requests, a PS below the signature, forwards."""
+    out: list[tuple[Case, Callable[[Case], bytes]]] = []
+
+    def add(
+        name: str,
+        client: str,
+        body: str,
+        expected: dict[str, Any],
+        *,
+        subject: str | None = None,
+        signature: str = "nl",
+        postscript: str = "",
+        lang: str = "nl",
+    ) -> None:
+        case = Case(
+            name,
+            client,
+            body,
+            {**DEFAULTS, **expected},
+            lang=lang,
+            sender_name="Ruud van Dam",
+            town="Zaanstad",
+            signature=signature,
+            subject=subject,
+            postscript=postscript,
+        )
+        render = {"forwarded": forwarded, "unsubscribe": unsubscribe_mailto, **CLIENTS}[client]
+        out.append((case, render))
+
+    # Only a subject: read what the sender typed there, never what we sent.
+    add("subject-ja-ik-kom", "gmail", "", {"kind": "accept", "language": "nl"},
+        subject="Ja, ik kom", signature="none")  # fmt: skip
+    add("subject-re-uitnodiging-ja", "outlook", "", {"kind": "accept"},
+        subject=f"RE: {SUBJECT_NL} — ja", signature="none")  # fmt: skip
+    add("subject-marker-nee", "thunderbird", "", {"kind": "decline"},
+        subject=f"Re: {SUBJECT_NL} [rsvp:{token_for('subject-marker-nee')}] Nee, helaas",
+        signature="none")  # fmt: skip
+    add("subject-ja-werk-zie-onderwerp", "gmail", "Zie onderwerp.",
+        {"kind": "accept", "session": "werk"},
+        subject="Ja graag, deelsessie werk", signature="nl_short")  # fmt: skip
+    add("subject-ours-afmelding-leeg", "outlook", "", {"kind": "unclear"},
+        subject="RE: Uw afmelding is verwerkt: Leren van Rotterdam Zuid", signature="none")  # fmt: skip
+    add("subject-ours-komt-u-ook-leeg", "gmail", "", {"kind": "unclear"},
+        subject="Re: Komt u ook? Leren van Rotterdam Zuid op 1 feb", signature="none")  # fmt: skip
+    add("subject-body-wins", "outlook", "Helaas kan ik niet.", {"kind": "decline"},
+        subject="Ja, ik kom")  # fmt: skip
+    # List-Unsubscribe mailto (subject and body from our header; Gmail writes its own body).
+    add("unsub-gmail-one-click", "unsubscribe",
+        "This message was automatically generated by Gmail.",
+        {"kind": "unclear", "wants_unsubscribe": True, "is_automatic": False},
+        subject="unsubscribe", signature="none")  # fmt: skip
+    add("unsub-mailto-body", "unsubscribe", "unsubscribe",
+        {"kind": "unclear", "wants_unsubscribe": True, "is_automatic": False},
+        subject="unsubscribe", signature="none")  # fmt: skip
+    # A PS below the signature is the writer's own word.
+    add("ps-onder-handtekening", "thunderbird", "Dank voor de uitnodiging!",
+        {"kind": "accept", "session": "onderwijs"},
+        postscript="PS Ik kom graag, deelsessie onderwijs.")  # fmt: skip
+    add("ps-collega-onder-handtekening", "gmail", "Ja, ik kom graag, deelsessie wonen.",
+        {"kind": "accept", "session": "wonen",
+         "companions": [person("Karin Smit", "k.smit@gemeente.example")]},
+        signature="nl_short",
+        postscript="P.S. Mijn collega Karin Smit (k.smit@gemeente.example) komt ook mee.")  # fmt: skip
+    add("ps-outlook-dieet", "outlook", "Ik kom, deelsessie werk.",
+        {"kind": "accept", "session": "werk", "dietary": "glutenvrij"},
+        postscript="PS: graag glutenvrij")  # fmt: skip
+    # Forwarded, then answered on top.
+    add("doorgestuurd-secretaresse-meldt-aan", "forwarded",
+        "Hierbij meld ik wethouder Van Dam aan voor de deelsessie veiligheid.",
+        {"kind": "accept", "session": "veiligheid"}, signature="nl_short")  # fmt: skip
+    add("doorgestuurd-ja-met-collega", "forwarded",
+        "Ja, ik kom graag met mijn collega Fleur ter Horst (f.terhorst@zaanstad.nl). Werk.",
+        {"kind": "accept", "session": "werk",
+         "companions": [person("Fleur ter Horst", "f.terhorst@zaanstad.nl")]})  # fmt: skip
+    return out
+
+
 def all_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
-    return human_cases() + calendar_cases() + auto_cases() + bounce_cases()
+    return human_cases() + calendar_cases() + auto_cases() + bounce_cases() + subject_cases()
 
 
 def build() -> dict[str, dict[str, Any]]:

@@ -15,15 +15,26 @@ Order of reading (first match decides the kind):
 4. Auto-reply: RFC 3834 Auto-Submitted (≠ no), X-Autoreply/X-Autorespond, Precedence:
    auto_reply, Exchange's inbox-rule loop header, an empty Return-Path, or an out-of-office
    subject/body in Dutch or English → ``auto_reply``, whatever words ("ja", "aanwezig") it has.
-5. Free text, after removing quotes and signatures (strip.py), read by text.py:
-   ``accept`` / ``decline`` / ``tentative`` / ``question`` / ``unclear``.
+   Before that: a List-Unsubscribe mailto message (subject "unsubscribe", body empty,
+   "unsubscribe" or the client's "automatically generated" line, e.g. Gmail's one-click
+   unsubscribe) → ``unclear`` with ``wants_unsubscribe``; the client wrote it for the person.
+5. Free text, after removing quotes and signatures (strip.py; a "PS" below the signature is
+   kept), read by text.py: ``accept`` / ``decline`` / ``tentative`` / ``question`` /
+   ``unclear``. When the body says nothing to act on (empty, "Zie onderwerp"), the sender's
+   own words in the subject are read with it (subject.py: "Ja, ik kom", "RE: Uitnodiging … —
+   ja"); the subject we sent ("Uw afmelding is verwerkt", "Komt u ook?") never counts.
 
 Policy choices:
 - A *substitute* ("ik kan niet, collega Jansen komt in mijn plaats") makes the kind
   ``decline`` with ``substitute`` set: the invitee declines for themself and the rules decide
   what to do with the named substitute. A session named with a substitute is the substitute's.
 - A *companion* ("ik kom met mijn collega Karin Smit") keeps the invitee's own kind; an unnamed
-  companion ("ik kom niet alleen") has name "".
+  companion ("ik kom niet alleen") has name "". "Mijn collega X komt ook mee" implies the
+  writer comes (accept). A first name alone counts only after a role ("met collega Karin");
+  a bare "met Karin" is not read as a companion. Names keep their particles ("Jan de Boer",
+  "Sanne van 't Hof", "collega De Vries").
+- A secretary answering for the invitee ("Namens wethouder De Vries laat ik u weten dat zij
+  graag komt") answers for the invitee.
 - ``unclear`` whenever the text contradicts itself, hedges a decline ("waarschijnlijk niet"),
   or gives no answer: unclear mail goes to a human, and a wrong accept or decline costs more
   than a human look. A bare unsubscribe request is ``unclear`` with ``wants_unsubscribe``.

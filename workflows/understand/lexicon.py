@@ -129,6 +129,11 @@ ACCEPT = _c(
     r"\bzet\s+(?:mij|me|ons)\s+(?:\w+\s+)?op\s+de\s+(?:deelnemers)?lijst\b",
     # A secretary answering for the invitee.
     r"\bmeld\s+(?:ik\s+)?(?:haar|hem|de\s+wethouder|wethouder\s+\w+)\s+(?:\w+\s+){0,2}?aan\b",
+    # "Namens wethouder De Vries laat ik u weten dat zij graag komt": only after "namens", so a
+    # colleague mentioned in passing ("zij komt ook") is never read as the invitee's answer.
+    r"\bnamens\s+(?:de\s+|onze\s+|mijn\s+)?(?:wethouder|burgemeester|gedeputeerde)\b[^.!?;\n]{0,80}?"
+    r"\b(?:hij|zij|ze)\s+(?:er\s+)?(?:\w+\s+){0,2}?(?:komt|aanwezig\s+is|aanwezig\s+zal\s+zijn|erbij\s+is|"
+    r"deelneemt|bij\s+is)\b",
     r"\b(?:de\s+)?wethouder\s+(?:\w+\s+){0,3}?(?:komt|is\s+(?:\w+\s+)?aanwezig|neemt\s+(?:\w+\s+)?deel)\b",
     r"\b(?:i|we)\s*(?:will|'ll|shall|would\s+(?:love|like)\s+to|'d\s+(?:love|like)\s+to|"
     r"(?:am|are|'m|'re)\s+(?:happy|glad|pleased|delighted)\s+to|can|could)\s+"
@@ -145,6 +150,9 @@ ACCEPT = _c(
 # Statements that imply coming but whose negation is not a decline ("ik neem geen collega mee").
 ACCEPT_IMPLIED = _c(
     r"\bik\s+neem\s+(?:\w+\s+){0,6}?mee\b",
+    # "Mijn collega Karin Smit komt ook mee": she comes along with the writer.
+    r"\b(?:komt|gaat)\s+(?:\w+\s+)?(?:ook\s+)?mee\b(?!\s+(?:in\s+plaats|namens))",
+    r"\bwill\s+(?:also\s+)?(?:join|accompany)\s+me\b",
     r"\bik\s+ga\s+(?:\w+\s+){0,2}?naar\b",
     r"\b(?:i\s*(?:will|'ll)|i\s+am|i'm)\s+(?:\w+\s+)?bring(?:ing)?\b",
 )
@@ -169,10 +177,20 @@ UNSUBSCRIBE = _c(
     r"\bafmelden\s+voor\s+(?:\w+\s+){0,2}?(?:mailings?|mails?|e-?mails?|nieuwsbrie\w+|berichten|"
     r"verzendlijst|mailinglijst|uitnodigingen)\b",
     r"\bgeen\s+(?:\w+\s+)?(?:e-?mails?|mails?|berichten|uitnodigingen|mailings?)\s+meer\b",
-    r"\bverwijder\s+(?:mij|me|ons)\s+(?:\w+\s+){0,2}?(?:uit|van)\s+(?:de|uw|jullie|het|deze)\s+"
+    r"\bverwijder\s+(?:mij|me|ons)\s+(?:(?!niet\b)\w+\s+){0,2}?(?:uit|van)\s+(?:de|uw|jullie|het|deze)\s+"
     r"(?:\w+\s+)?(?:lijst|verzendlijst|mailinglijst|bestand|adressenbestand)\b",
-    r"\bunsubscribe\b", r"\bremove\s+me\s+from\b", r"\bstop\s+(?:sending|emailing|mailing)\b",
+    r"\b(?:haal|verwijder)\s+(?:mij|me|ons|mijn\s+(?:e-?mail)?adres)\s+(?:(?!niet\b|nog\s+niet\b)\w+\s+){0,2}?"
+    r"(?:van|uit)\s+"
+    r"(?:de|uw|jullie|het|deze|je)\s+(?:\w+\s+)?(?:lijst|verzendlijst|mailinglijst|mailing|"
+    r"adressenbestand|bestand|distributielijst)\b",
+    r"\b(?:wil|wens)\s+(?:\w+\s+){0,2}?geen\s+(?:\w+\s+)?(?:e-?mails?|mails?|berichten|uitnodigingen|"
+    r"mailings?|nieuwsbrie\w+)\b",
+    r"\b(?:niet|nooit)\s+meer\s+(?:\w+\s+)?(?:mailen|e-?mailen|uitnodigen|benaderen)\b",
+    r"\bunsubscribe\b", r"\bremove\s+(?:me|us|my\s+(?:e-?mail\s+)?address)\s+from\b",
+    r"\btake\s+(?:me|us)\s+off\b", r"\bstop\s+(?:sending|emailing|mailing)\b",
     r"\bdo\s+not\s+(?:email|mail|contact)\s+me\b", r"\bopt\s+out\b",
+    r"\bno\s+(?:more|further)\s+(?:e-?mails?|mails?|invitations|messages)\b",
+    r"\bdon'?t\s+(?:send|email|mail)\s+me\b",
 )  # fmt: skip
 
 QUESTION_PHRASE = _c(

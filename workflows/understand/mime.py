@@ -75,8 +75,8 @@ def decode_header_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
-        value = str(value)
-    text = str(value)
+        value = _raw_header_text(value)
+    text = _undo_surrogates(str(value))
     if "=?" not in text:
         return _unfold(text)
     try:
@@ -91,6 +91,32 @@ def decode_header_value(value: object) -> str:
     for chunk, charset in chunks:
         out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
     return _unfold(" ".join(out))
+
+
+def _raw_header_text(value: email.header.Header) -> str:
+    """compat32 hands over raw 8-bit header bytes as a Header of charset "unknown-8bit";
+    str() of it would turn every such byte into U+FFFD. Such bytes are UTF-8 nowadays
+    (RFC 6532), else most likely cp1252."""
+    try:
+        chunks = email.header.decode_header(value)
+    except Exception:
+        return str(value)
+    out: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, bytes):
+            declared = None if (charset or "").lower() == "unknown-8bit" else charset
+            out.append(decode_bytes(chunk, declared))
+        else:
+            out.append(chunk)
+    return "".join(out)
+
+
+def _undo_surrogates(text: str) -> str:
+    """Raw 8-bit header bytes (RFC 6532 UTF-8 headers, or a client that did not encode) reach
+    us as surrogate escapes; decode them as the bytes they were."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    return decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
 
 
 def _unfold(text: str) -> str:

@@ -5,6 +5,10 @@ case-insensitively; the person is then read case-sensitively next to it: a role 
 ("collega", "beleidsadviseur") and/or a capitalised name with Dutch particles ("Karin van der
 Smit", "J. de Vries", "mevrouw Bakker"), and an e-mail address in the same sentence. A role
 without a name gives a person with name "" (the rules then ask for the name).
+
+Surname particles stay part of the name ("Jan de Boer", "Sanne van 't Hof", "collega De
+Vries", "mevrouw van der Meer"); a list after the trigger ("mijn collega's Karin Smit en Jan
+de Boer") gives one person each. A negated "komt niet mee" names nobody.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import re
 from dataclasses import dataclass
 
 _ROLE = (
-    r"(?:collegawethouder|collega-wethouder|collega|beleidsmedewerker|beleidsadviseur|adviseur|"
+    r"(?:collegawethouders|collegawethouder|collega-wethouders|collega-wethouder|collega['’]s|"
+    r"collegae|collega|colleagues|beleidsmedewerker|beleidsadviseur|adviseur|"
     r"medewerker|griffier|secretaris|secretaresse|partner|vrouw|man|echtgeno(?:te|ot)|wethouder|"
     r"burgemeester|raadslid|directeur|gemeentesecretaris|projectleider|programmamanager|"
     r"ambtenaar|plaatsvervanger|vervanger|opvolger|teamleider|manager|assistent|"
@@ -21,7 +26,7 @@ _ROLE = (
     r"wife|husband|husband|chief\s+of\s+staff|iemand|someone|somebody|een\s+ander)"
 )
 _TITLE = (
-    r"(?:mevrouw|mevr\.?|mw\.?|meneer|mijnheer|dhr\.?|de\s+heer|mr\.?|mrs\.?|ms\.?|drs\.?|dr\.?"
+    r"(?:mevrouw|mevr\.?|mw\.?|meneer|mijnheer|dhr\.?|de\s+heer|heer|mr\.?|mrs\.?|ms\.?|drs\.?|dr\.?"
     r"|ir\.?)"
 )
 _CAP = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’]+(?:-[A-Za-zÀ-ÿ'’]+)*"
@@ -31,13 +36,19 @@ _NAME = (
     rf"(?:(?i:{_TITLE})\s+)?"
     rf"(?:{_INITIALS}\s*(?:{_PARTICLE}\s+)*{_CAP}|{_CAP}(?:\s+(?:{_PARTICLE}\s+)*{_CAP}){{0,3}})"
 )
+# A surname that starts with its particles: "collega van der Berg", "mevrouw de Vries".
+_SURNAME = rf"(?:{_PARTICLE}\s+)+{_CAP}(?:-{_CAP})?"
 _NAME_RE = re.compile(_NAME)
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _PERSON_RE = re.compile(
     rf"(?P<det>(?i:(?:mijn|onze|een|de|het|zijn|haar|our|my|a|the)\s+))?"
-    rf"(?P<role>(?i:{_ROLE})\b)?[ \t]*(?:(?i:wethouder|alderman)\s+)?"
-    rf"(?P<name>{_NAME})?[ \t]*(?P<email>[(<\[]?\s*{_EMAIL_RE.pattern}\s*[)>\]]?)?"
+    rf"(?P<role>(?i:{_ROLE})(?![\w'’]))?[ \t]*(?:(?i:wethouder|alderman)\s+)?"
+    rf"(?P<name>{_NAME}|(?<=[ \t]){_SURNAME})?[ \t]*"
+    rf"(?P<email>[(<\[]?\s*{_EMAIL_RE.pattern}\s*[)>\]]?)?"
 )
+_PLURAL_ROLE_RE = re.compile(r"(?i:collega['’]s|collegae|colleagues|collega-?wethouders)")
+# A further person in a list: "met mijn collega's Karin Smit en Jan de Boer".
+_AND_RE = re.compile(r"[ \t]*(?:,|(?i:en|and|&))[ \t]+")
 # Capitalised words that start sentences or name things, never a person.
 _NOT_NAMES = frozenset(
     [
@@ -160,16 +171,20 @@ _NOT_NAMES = frozenset(
 
 _SUBSTITUTE_AFTER = re.compile(  # person comes before the phrase: "X komt in mijn plaats"
     r"(?:\b(?:komt|gaat|zal|kan|wil|neemt|will|would|can|is\s+going\s+to)\s+(?:\w+\s+){0,3}?"
-    r"(?:in\s+mijn\s+plaats|namens\s+mij|in\s+plaats\s+van\s+mij|mij\s+vervangen|"
-    r"als\s+(?:mijn\s+)?vervang(?:er|ster)|mijn\s+plaats\s+(?:in)?nemen|"
+    r"(?:in\s+(?:mijn|zijn|haar)\s+plaats|namens\s+(?:mij|hem|haar)|"
+    r"in\s+plaats\s+van\s+(?:mij|hem|haar)|(?:mij|hem|haar)\s+vervangen|"
+    r"als\s+(?:mijn\s+|zijn\s+|haar\s+)?vervang(?:er|ster)|(?:mijn|zijn|haar)\s+plaats\s+(?:in)?nemen|"
     r"(?:attend|come|go|join|be\s+there)\s+(?:instead|in\s+my\s+place|on\s+my\s+behalf)|"
-    r"replace\s+me|take\s+my\s+place|instead\s+of\s+me)"
-    r"|\bvervangt\s+(?:mij|me)\b|\bneemt\s+mijn\s+plaats\b)",
+    r"replace\s+(?:me|him|her)|take\s+(?:my|his|her)\s+place|instead\s+of\s+(?:me|him|her))"
+    r"|\bvervangt\s+(?:mij|me|hem|haar)\b|\bneemt\s+(?:mijn|zijn|haar)\s+plaats\b)",
     re.IGNORECASE,
 )
 _SUBSTITUTE_BEFORE = re.compile(  # person comes after the phrase: "in mijn plaats komt X"
-    r"(?:\b(?:in\s+mijn\s+plaats|namens\s+mij|in\s+plaats\s+van\s+mij|als\s+(?:mijn\s+)?"
-    r"vervang(?:er|ster))\s*,?\s+(?:komt|gaat|zal|wil)\s+(?:er\s+)?(?:\w+\s+)?"
+    r"(?:\b(?:in\s+(?:mijn|zijn|haar)\s+plaats|namens\s+(?:mij|hem|haar)|"
+    r"in\s+plaats\s+van\s+(?:mij|hem|haar)|als\s+(?:mijn\s+|zijn\s+|haar\s+)?"
+    r"vervang(?:er|ster))\s*,?\s+(?:komt|gaat|zal|wil)\s+(?:er\s+)?"
+    # One more lowercase word ("komt mevrouw X", "komt graag X"), never the first name itself.
+    r"(?:(?-i:[a-zà-ÿ][\w'’]*)\s+)?"
     r"|\b(?:laat|zal)\s+(?:ik\s+)?(?:mij|me)\s+(?:\w+\s+)?(?:laten\s+)?vervangen\s+door\s+"
     r"|\bmijn\s+(?:vervanger|vervangster|plaatsvervanger)\s+(?:is|wordt)\s+"
     r"|\b(?:in\s+my\s+place|on\s+my\s+behalf|instead\s+of\s+me)\s*,?\s+"
@@ -184,7 +199,8 @@ _COMPANION_BEFORE = re.compile(  # person after the phrase: "met mijn collega X"
     r"|\b(?:neem|nemen|bring|bringing)\s+(?:ik\s+|i\s+)?(?:graag\s+|ook\s+|also\s+)*"
     r"|\b(?:meld|register)\s+(?:ik\s+)?(?:graag\s+)?(?:ook\s+|also\s+)"
     r"|\book\s+(?=(?:mijn|onze)\s+)"
-    r"|\b(?:ik|ikzelf|i|myself)\s+(?:en|and)\s+(?=(?:mijn|onze|my|our)\s))",
+    r"|\b(?:ik|ikzelf|i|myself)\s+(?:en|and)\s+"
+    rf"(?=(?:mijn|onze|my|our)\s|{_ROLE}\b|(?-i:[A-Z])))",
     re.IGNORECASE,
 )
 _COMPANION_AFTER = re.compile(  # person before the phrase: "X komt ook mee"
@@ -210,7 +226,7 @@ _TITLE_PREFIX_RE = re.compile(rf"^(?i:{_TITLE})\s+")
 # Clause ends, but not the full stop of an initial or a title ("J. de Vries", "dhr. Bos").
 _CLAUSE_END_RE = re.compile(
     r"(?<!\b[A-Z])(?<!\b[Dd]hr)(?<!\b[Mm]w)(?<!\b[Mm]evr)(?<!\b[Dd]r)(?<!\b[Dd]rs)(?<!\b[Ii]r)"
-    r"(?<!\b[Mm]r)(?<!\b[Mm]rs)(?<!\b[Mm]s)[.!?;,\n]"
+    r"(?<!\b[Mm]r)(?<!\b[Mm]rs)(?<!\b[Mm]s)(?:[.!?;](?=\s|$)|[,\n])"
 )
 
 
@@ -221,11 +237,11 @@ def _clean_name(name: str) -> str:
     words = name.split()
     kept: list[str] = []
     for w in words:
-        if w.lower().strip(".,") in _NOT_NAMES and not re.match(rf"^{_PARTICLE}$", w):
+        if w.lower().strip(".,") in _NOT_NAMES and not re.fullmatch(_PARTICLE, w, re.IGNORECASE):
             break
         kept.append(w)
     # Particles may not end a name ("Jan de").
-    while kept and re.fullmatch(_PARTICLE, kept[-1]):
+    while kept and re.fullmatch(_PARTICLE, kept[-1], re.IGNORECASE):
         kept.pop()
     return " ".join(kept)
 
@@ -237,6 +253,10 @@ def _person_at(text: str, pos: int, limit: int) -> Person | None:
     if not m:
         return None
     role, name, email = m.group("role"), m.group("name"), m.group("email")
+    det = (m.group("det") or "").strip()
+    if name and not role and re.fullmatch(_PARTICLE, det, re.IGNORECASE):
+        # "met de Boer": "de" is the surname's particle here, not an article.
+        name = f"{det} {name}"
     name = _clean_name(name or "")
     if not (role or name or email):
         return None
@@ -289,7 +309,10 @@ def find_companions(text: str, substitute: Person | None = None) -> list[Person]
         person = _person_at(text, m.end(), 160)
         if person and _is_person(person, text):
             found.append(person)
+            found.extend(_listed_after(text, person))
     for m in _COMPANION_AFTER.finditer(text):
+        if re.search(r"(?i)\b(?:niet|not|geen|never|nooit)\b", m.group(0)):
+            continue  # "mijn collega komt niet mee"
         person = _person_before(text, m.start())
         if person and _is_person(person, text):
             found.append(person)
@@ -300,13 +323,35 @@ def find_companions(text: str, substitute: Person | None = None) -> list[Person]
     return _dedupe(found)
 
 
+def _listed_after(text: str, first: Person) -> list[Person]:
+    """Further people named in a list after `first` ("Karin Smit en Jan de Boer"). After a
+    plural role ("mijn collega's Karin en Jan") a first name alone is enough."""
+    plural = bool(_PLURAL_ROLE_RE.search(text, first.start, first.end))
+    more: list[Person] = []
+    last = first
+    while len(more) < 4:
+        joint = _AND_RE.match(text, last.end)
+        if not joint:
+            break
+        nxt = _person_at(text, joint.end(), 160)
+        if nxt is None or not (nxt.name or nxt.email):
+            break
+        if not (_is_person(nxt, text) or (plural and nxt.name)):
+            break
+        more.append(nxt)
+        last = nxt
+    return more
+
+
 def _is_person(person: Person, text: str) -> bool:
     # "met de trein" has no role, name or address; "met Kerstmis" would be a name: require a
-    # role, an address, or at least two name words for a bare "met <Name>".
+    # role, an address, or at least two name words (particles do not count: "met de
+    # Rotterdamse collega's" is no person) for a bare "met <Name>".
     mention = text[person.start : person.end]
     if re.search(rf"(?i:\b{_ROLE}\b)", mention) or person.email:
         return True
-    return len(person.name.split()) >= 2 or bool(re.search(rf"(?i:{_TITLE})\s", mention))
+    words = [w for w in person.name.split() if not re.fullmatch(_PARTICLE, w, re.IGNORECASE)]
+    return len(words) >= 2 or bool(re.search(rf"(?i:{_TITLE})\s", mention))
 
 
 def _overlaps(a: Person, b: Person) -> bool:

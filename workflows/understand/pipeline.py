@@ -10,6 +10,7 @@ from email.message import Message
 from workflows import tokens
 from workflows.event_config import SessionSpec
 from workflows.understand import automatic, bounce, calendar, mime
+from workflows.understand import subject as subject_line
 from workflows.understand.language import detect_language
 from workflows.understand.strip import strip_reply
 from workflows.understand.text import TextReading, read_text
@@ -67,6 +68,12 @@ def read_message(
         return _calendar_result(base, cal, body, sessions, default_language)
 
     stripped = strip_reply(body)
+    if subject_line.is_unsubscribe_request(subject, stripped):
+        # Checked before the auto-reply signs: the client wrote it, but for the person.
+        return replace(
+            base, kind=ReplyKind.UNCLEAR, wants_unsubscribe=True, reply_text=stripped,
+            notes=("List-Unsubscribe request (subject 'unsubscribe')",),
+        )  # fmt: skip
     auto = automatic.header_reason(msg) or automatic.text_reason(subject, stripped or body)
     if auto is not None:
         return replace(
@@ -89,10 +96,39 @@ def read_message(
         notes.append(f"text cut to its first {_MAX_READ_CHARS} characters")
     if cal is not None and cal.method and cal.method != "REPLY":
         notes.append(f"calendar {cal.method} ignored")
-    reading = read_text(stripped, sessions)
     if not stripped:
         notes.append("no text of its own (only quotes or a signature)")
+    reading = read_text(stripped, sessions)
+    if reading.says_nothing:
+        stripped, reading = _read_subject_too(subject, stripped, reading, sessions, notes)
     return _with_reading(base, reading, stripped, default_language, notes)
+
+
+_FROM_SUBJECT = (ReplyKind.ACCEPT, ReplyKind.DECLINE, ReplyKind.TENTATIVE)
+
+
+def _read_subject_too(
+    subject: str,
+    text: str,
+    reading: TextReading,
+    sessions: Sequence[SessionSpec],
+    notes: list[str],
+) -> tuple[str, TextReading]:
+    """The body says nothing to act on: the answer may be in the subject ("Ja, ik kom",
+    "RE: Uitnodiging … — ja"). Read the sender's subject words together with the body, and
+    keep that reading only when it gives an answer (or, for an empty body, a question)."""
+    words = subject_line.own_words(subject)
+    if not words:
+        return text, reading
+    combined_text = f"{words}\n{text}" if text else words
+    combined = read_text(combined_text, sessions)
+    usable = combined.kind in _FROM_SUBJECT or combined.wants_unsubscribe
+    if not text and combined.kind is ReplyKind.QUESTION:
+        usable = True
+    if not usable:
+        return text, reading
+    notes.append(f"read the subject too: {words[:80]!r}")
+    return combined_text, combined
 
 
 def _envelope(msg: Message, default_language: str) -> Understanding:

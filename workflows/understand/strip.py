@@ -11,9 +11,13 @@ name; none of that may count as the invitee's answer. Rules, in order:
 3. Drop every "> " line that is left (interleaved answers keep the lines between quotes).
 4. If nothing was cut, ask quotequail as a second opinion (it knows a few more clients).
 
-Cutting at a sign-off loses a rare "PS" below the signature; that is accepted, because the
-signature block (function titles, "Gemeente Wonen en Werken"-style department names) would
-otherwise leak session words far more often.
+The signature block itself is dropped (function titles, "Gemeente Wonen en Werken"-style
+department names would otherwise leak session words), but a "PS"/"P.S."/"NB" paragraph below
+it and above the quote is the writer's own afterthought and is kept, without its label.
+
+A line is only the first half of a wrapped attribution when no blank line follows it and the
+next line does not start an attribution of its own: "…met Karin Smit (k.smit@x.nl)" right
+above "Op … schreef …:" contains an address but is the writer's text.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def strip_reply(text: str, *, use_quotequail: bool = True) -> str:
         for i, ln in enumerate(lines[:cut])
         if i not in attributions and not ln.lstrip().startswith(">")
     ]
+    if cut < len(lines) and _starts_signature(lines[cut]):
+        kept.extend(_postscript(lines, cut + 1))
     result = _tidy("\n".join(kept))
     if cut == len(lines) and use_quotequail and result:
         result = _quotequail_opinion(result)
@@ -120,7 +126,15 @@ def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
         if _introduces_quote(lines, i):
             # "At 6/16/2016 08:32 PM, you wrote:" / "2017-02-05 … <\naddr>:" right above "> ".
             attributions.add(i)
-            if i > 0 and lines[i - 1].strip() and re.search(r"[\d@<]", lines[i - 1]):
+            # Its first half may sit on the line above; not when this line is whole already
+            # (the line above is then the writer's, even with an address in it).
+            above = lines[i - 1] if i > 0 else ""
+            if (
+                above.strip()
+                and re.search(r"[\d@<]", above)
+                and not _ATTRIBUTION_RE.match(line.strip())
+                and not _is_attribution_free(above.strip())
+            ):
                 attributions.add(i - 1)
             continue
         if _starts_quote(lines, i):
@@ -143,6 +157,36 @@ def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
     return len(lines), attributions
 
 
+_PS_RE = re.compile(r"^\s*(?:p\.?\s?s\.?|n\.?\s?b\.?)(?:\s*[:.,-]\s*|\s+)(?=\S)", re.IGNORECASE)
+_PS_SEARCH_LINES = 40  # a signature with a disclaimer is long; a PS sits right below it
+
+
+def _postscript(lines: list[str], start: int) -> list[str]:
+    """A "PS" paragraph below the signature (and above any quote), without its "PS" label:
+    "PS Mijn collega Karin Smit komt ook mee" is the writer's own word, added last."""
+    window = range(start, min(len(lines), start + _PS_SEARCH_LINES))
+    found = next(((i, m) for i in window if (m := _PS_RE.match(lines[i]))), None)
+    if found is None:  # the common case: no PS at all, so no quote checks either
+        return []
+    i, m = found
+    if any(lines[j].lstrip().startswith(">") or _starts_quote(lines, j) for j in range(start, i)):
+        return []  # the "PS" belongs to quoted mail
+    end = i + 1
+    while end < len(lines) and not _ends_postscript(lines, end):
+        end += 1
+    return ["", lines[i][m.end() :], *lines[i + 1 : end]]
+
+
+def _ends_postscript(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    return (
+        not line.strip()
+        or line.lstrip().startswith(">")
+        or _starts_quote(lines, i)
+        or _starts_signature(line)
+    )
+
+
 def _introduces_quote(lines: list[str], i: int) -> bool:
     """A short line ending in ":" with a "> " quote right below it (any language)."""
     line = lines[i].strip()
@@ -161,18 +205,48 @@ def _starts_quote(lines: list[str], i: int) -> bool:
         return True
     if _is_attribution(stripped):
         return True
-    # Attribution wrapped over up to four lines ("… schreef "x" <a@b> het\nvolgende geschreven:").
-    if not _is_attribution_free(stripped) and re.search(
-        rf"^[\s>-]*(?:op|on|am|le)\b|{_ATTRIBUTION_WORDS}|@|\b(?:19|20)\d\d\b", stripped, re.I
-    ):
-        joined = stripped
-        for nxt in lines[i + 1 : i + 4]:
-            joined = f"{joined} {nxt.strip()}"
-            if len(joined) < 400 and _is_attribution(joined):
-                return True
+    if _wrapped_attribution(lines, i):
+        return True
     if _RULE_RE.match(line) and _header_block_at(lines, _next_nonblank(lines, i + 1)):
         return True
     return _header_block_at(lines, i)
+
+
+def _wrapped_attribution(lines: list[str], i: int) -> bool:
+    """An attribution wrapped over up to four lines ("… schreef "x" <a@b> het\nvolgende
+    geschreven:") that starts at line i.
+
+    A wrapped attribution has no blank line inside, and when a later line starts one of its
+    own, line i is the writer's text: "…met Karin Smit (k.smit@x.nl)" right above "Op … schreef
+    …:" must not be cut because it happens to contain an address.
+    """
+    if not _may_open_attribution(lines[i].strip()):
+        return False
+    joined = lines[i].strip()
+    for k in range(i + 1, min(i + 4, len(lines))):
+        nxt = lines[k].strip()
+        if not nxt or nxt.startswith(">"):
+            return False
+        joined = f"{joined} {nxt}"
+        if len(joined) < 400 and _is_attribution(joined):
+            return not any(_joins_to_attribution(lines, j, k) for j in range(i + 1, k + 1))
+    return False
+
+
+def _may_open_attribution(stripped: str) -> bool:
+    return not _is_attribution_free(stripped) and bool(
+        re.search(
+            rf"^[\s>-]*(?:op|on|am|le)\b|{_ATTRIBUTION_WORDS}|@|\b(?:19|20)\d\d\b", stripped, re.I
+        )
+    )
+
+
+def _joins_to_attribution(lines: list[str], start: int, end: int) -> bool:
+    """Lines start..end (inclusive) alone already make an attribution."""
+    if start < end and not _may_open_attribution(lines[start].strip()):
+        return False
+    joined = " ".join(ln.strip() for ln in lines[start : end + 1])
+    return len(joined) < 400 and _is_attribution(joined)
 
 
 def _is_attribution(text: str) -> bool:

@@ -67,6 +67,9 @@ class TextReading:
     mentions_cancellation: bool = False
     wants_unsubscribe: bool = False
     notes: tuple[str, ...] = ()
+    # No answer, no question and no unsubscribe wish: words that say nothing to act on
+    # ("Zie onderwerp", a greeting), so the subject may be read instead.
+    says_nothing: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,31 @@ def _indices(s: str, ch: str) -> list[int]:
     return [i for i, c in enumerate(s) if c == ch]
 
 
-def _statement_parts(sentence: _Sentence) -> list[str]:
-    """The parts of a sentence that state something (not the question at its end)."""
+# Clause breaks inside a sentence: commas and a spaced dash ("I'm vegan - will there be …?").
+_CLAUSE_BREAK = re.compile(r",|\s[-–—]\s")
+
+
+def _statement_spans(sentence: _Sentence) -> list[tuple[int, int]]:
+    """(start, end) offsets within the sentence of the parts that state something: all of
+    it, or for a question the clauses before the one that asks ("Ja, ik kom, is er …?")."""
     if not sentence.question:
-        return [sentence.text]
-    clauses = re.split(r",", sentence.text.split("?")[0])
-    parts: list[str] = []
-    for clause in clauses[:-1]:
+        return [(0, len(sentence.text))]
+    head = sentence.text.split("?")[0]
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for brk in _CLAUSE_BREAK.finditer(head):
+        clause = head[start : brk.start()]
         words = re.findall(r"[a-zà-ÿ']+", clause.lower())
         if words and words[0] in lexicon.QUESTION_STARTERS:
             break
-        parts.append(clause)
-    return parts
+        spans.append((start, brk.start()))
+        start = brk.end()
+    return spans
+
+
+def _statement_parts(sentence: _Sentence) -> list[str]:
+    """The parts of a sentence that state something (not the question at its end)."""
+    return [sentence.text[a:b] for a, b in _statement_spans(sentence)]
 
 
 def _blank(text: str, pattern: re.Pattern[str]) -> str:
@@ -235,13 +251,18 @@ def find_dietary(text: str) -> str | None:
 
 
 def _statement_text(text: str) -> str:
-    """The text with question sentences blanked (same length, so offsets still match)."""
+    """The text with the asking part of question sentences blanked (same length, so offsets
+    still match): "Ik ben vegan - is er een vegan lunch?" keeps "Ik ben vegan"."""
     chars = list(text)
     for s in _sentences(text):
-        if s.question:
-            for i in range(s.start, s.start + len(s.text)):
-                if chars[i] != "\n":
-                    chars[i] = " "
+        if not s.question:
+            continue
+        keep: set[int] = set()
+        for a, b in _statement_spans(s):
+            keep.update(range(s.start + a, s.start + b))
+        for i in range(s.start, s.start + len(s.text)):
+            if chars[i] != "\n" and i not in keep:
+                chars[i] = " "
     return "".join(chars)
 
 
@@ -323,4 +344,11 @@ def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
         mentions_cancellation=cancel,
         wants_unsubscribe=unsubscribe,
         notes=tuple(notes),
+        says_nothing=not (_any_signal(sig) or has_question or unsubscribe or substitute),
+    )
+
+
+def _any_signal(sig: Signals) -> bool:
+    return bool(
+        sig.accept or sig.decline or sig.tentative or sig.regret or sig.cancel or sig.yes or sig.no
     )
