@@ -86,6 +86,8 @@ def build_message(
     _thread(msg, in_reply_to)
     msg["Auto-Submitted"] = "auto-replied" if in_reply_to else "auto-generated"
     msg["X-Auto-Response-Suppress"] = headers.AUTO_RESPONSE_SUPPRESS
+    # Lets mail rules (and the demo's simulated invitees) sort our mail without reading it.
+    msg["X-Rsvpmail-Kind"] = kind.value
     if for_invitee:
         _unsubscribe(msg, event.reply_address, token, cfg.unsubscribe_url)
 
