@@ -16,7 +16,15 @@ R = TypeVar("R")
 # `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
     "setup",  # db upgrade, event load, invitees import
+    "mailing",  # invite, outbox send/list/retry
+    "preview",  # preview EVENT KIND: a rendered mail, sent nowhere
+    "inbox",  # read, quarantine, show, release
     "understanding",  # classify
+    "organiser",  # status, review, people, export, attendance, audit
+    "capacity",  # capacity EVENT N
+    "service",  # serve, check
+    "demo",  # the example event, end to end
+    "privacy",  # privacy purge, export, forget
 )
 
 

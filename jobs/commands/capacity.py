@@ -1,0 +1,42 @@
+"""`rsvpmail capacity EVENT N`: change how many people an event takes."""
+
+from __future__ import annotations
+
+import typer
+
+from jobs.commands.common import app_context, console
+from jobs.commands.registry import friendly_errors
+from workflows.events import get_event
+from workflows.registration import change_capacity
+
+
+def register(app: typer.Typer) -> None:
+    app.command("capacity", rich_help_panel="Organiser")(capacity)
+
+
+@friendly_errors
+def capacity(
+    ctx: typer.Context,
+    event: str = typer.Argument(..., help="The event's slug"),
+    new_capacity: int = typer.Argument(..., min=0, help="The new maximum number of participants"),
+    actor: str = typer.Option("organiser", "--by", help="Who made the change (for the audit)"),
+) -> None:
+    """Change an event's capacity: raising it offers seats to the waitlist; lowering it
+    removes nobody but stops new registrations until enough seats are free."""
+    factory = app_context(ctx).sessions()
+    with factory() as db, db.begin():
+        change = change_capacity(db, get_event(db, event), new_capacity, actor=actor)
+    console.print(f"capacity of {event}: {change.old} → {change.new}")
+    if change.offered:
+        console.print(f"{change.offered} seat(s) offered to the waitlist")
+    console.print(f"seats free: {change.seats_left}; waiting: {change.waiting}")
+    if change.registered_over_capacity:
+        console.print(
+            f"{change.registered_over_capacity} more registered than the new capacity: "
+            "nobody is removed; new registrations wait until seats free up"
+        )
+    if change.new > change.old and not change.offered and change.waiting:
+        console.print(
+            "no offers were made (after the deadline, too close to the start, or the first "
+            "waiting party does not fit)"
+        )

@@ -1,0 +1,107 @@
+"""`rsvpmail privacy …`: retention, a person's export, and forgetting a person (AVG/GDPR)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+
+import typer
+
+from jobs.commands.common import app_context, console, err_console
+from jobs.commands.registry import UserError, friendly_errors
+from workflows.privacy import export_person, forget_person, purge_expired
+
+privacy_app = typer.Typer(
+    help="Personal data: apply retention, export what is held about someone, forget someone.",
+    no_args_is_help=True,
+)
+
+OUTPUT_OPTION = typer.Option(
+    None, "--output", "-o", help="Write the JSON to this file instead of printing it"
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(privacy_app, name="privacy", rich_help_panel="Privacy")
+
+
+@privacy_app.command("purge")
+@friendly_errors
+def purge(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be purged and change nothing"
+    ),
+) -> None:
+    """Apply every event's retention now (the service also does this daily)."""
+    factory = app_context(ctx).sessions()
+    with factory() as db:
+        transaction = db.begin()
+        try:
+            report = purge_expired(db)
+        except BaseException:
+            transaction.rollback()
+            raise
+        # A dry run does the real work and rolls it back, so it reports exactly what a
+        # real run would do.
+        if dry_run:
+            transaction.rollback()
+        else:
+            transaction.commit()
+    console.print("dry run: nothing was changed" if dry_run else "retention applied")
+    for line in report.lines():
+        console.print(f"  {line}")
+
+
+@privacy_app.command("export")
+@friendly_errors
+def export(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The person's e-mail address"),
+    output: Path | None = OUTPUT_OPTION,
+    include_raw: bool = typer.Option(
+        False, "--include-raw", help="Add the raw bytes of their messages (base64)"
+    ),
+) -> None:
+    """Everything rsvpmail holds about a person, as JSON (right of access)."""
+    factory = app_context(ctx).sessions()
+    with factory() as db:
+        data = export_person(db, email, include_raw=include_raw)
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    err_console.print(f"written to {output}")
+
+
+@privacy_app.command("forget")
+@friendly_errors
+def forget(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The person's e-mail address"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+    by: str | None = typer.Option(None, "--by", help="Who asked for it (for the audit)"),
+) -> None:
+    """Erase a person's data now (right to erasure); cannot be undone.
+
+    Their seat stays taken, anonymously: cancel first if they also cancel their registration.
+    """
+    if not yes and not typer.confirm(
+        f"Anonymise {email} everywhere now? This cannot be undone", default=False
+    ):
+        raise UserError("nothing changed")
+    actor = by or f"cli:{_user()}"
+    factory = app_context(ctx).sessions()
+    with factory() as db, db.begin():
+        report = forget_person(db, email, actor=actor)
+    for line in report.lines():
+        console.print(line)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"

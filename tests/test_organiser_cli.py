@@ -1,0 +1,295 @@
+"""The organiser's commands through the real CLI (`jobs.cli.app`) on the test database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+import time_machine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
+
+from db.models import AuditEntry, InboundMessage, InboundStatus, Participant, ParticipantStatus
+from jobs.cli import app
+from jobs.commands.organiser import EXPORT_HEADERS, export_records
+from tests.test_reports import START, Scenario, build_scenario
+from workflows.reports import people, status_report
+
+PS = ParticipantStatus
+AFTER_EVENT = datetime(2023, 2, 2, 9, 0, tzinfo=UTC)
+runner = CliRunner()
+
+
+class Run(Protocol):
+    """The `cli` fixture: `rsvpmail --database-url <test db> ARGS…`."""
+
+    def __call__(self, *args: str) -> Result: ...
+
+
+@pytest.fixture
+def traveller() -> Iterator[time_machine.Traveller]:
+    with time_machine.travel(START, tick=False) as t:
+        yield t
+
+
+@pytest.fixture
+def scenario(db: Session, traveller: time_machine.Traveller) -> Scenario:
+    return build_scenario(db, traveller)
+
+
+@pytest.fixture
+def cli(db: Session, database_url: str) -> Iterator[Run]:
+
+    def run(*args: str) -> Result:
+        # End the test's own transaction first: on SQLite it would hold the write lock.
+        db.rollback()
+        return runner.invoke(app, ["--database-url", database_url, *args])
+
+    yield run
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message, message
+    assert message.startswith("error: ")
+    return message
+
+
+def status_of(db: Session, participant: Participant) -> ParticipantStatus:
+    db.expire_all()
+    refreshed = db.get(Participant, participant.id)
+    assert refreshed is not None
+    return refreshed.status
+
+
+def test_status_shows_the_numbers(cli: Run, scenario: Scenario) -> None:
+    result = cli("status", scenario.event.slug)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Seats: 7 taken, 1 left of 8" in out
+    assert "Outbox: 2 mail(s) waiting to be sent" in out
+    names = ["Mohamed van der Linden", "Sanne Jansen", "Tom Dekker"]
+    assert [out.index(n) for n in names] == sorted(out.index(n) for n in names)
+    deadline = scenario.offer_deadline.astimezone(ZoneInfo("Europe/Amsterdam"))
+    assert f"{deadline:%Y-%m-%d %H:%M}" in out  # Eva's offer deadline, in Rotterdam time
+    assert "550 5.1.1" in out and "secretariaat@bergveld.example" in out
+    assert "Ruud Mulder" not in out  # waits inside Sanne's party
+
+
+def test_status_json_is_the_report(cli: Run, db: Session, scenario: Scenario) -> None:
+    result = cli("status", scenario.event.slug, "--json")
+    assert result.exit_code == 0, result.output
+    expected = json.loads(json.dumps(status_report(db, scenario.event).to_json_dict()))
+    assert json.loads(result.stdout) == expected
+    assert expected["seats_left"] == 1
+
+
+def test_unknown_event_is_one_clear_line(cli: Run, scenario: Scenario) -> None:
+    message = one_line_error(cli("status", "bestaat-niet"))
+    assert "no event 'bestaat-niet'" in message and scenario.event.slug in message
+
+
+def test_review_list_and_show(cli: Run, scenario: Scenario) -> None:
+    listing = cli("review", scenario.event.slug)
+    assert listing.exit_code == 0, listing.output
+    assert "Mevrouw Vos komt graag, deelsessie wonen, met Karel Appel." in listing.stdout
+    assert "accept · session wonen · +1: Karel Appel <k.appel@bergveld.example>" in listing.stdout
+    assert "sent by secretariaat@bergveld.example, not by the invitee" in listing.stdout
+    assert "Is er parkeergelegenheid?" in listing.stdout  # unmatched: shown with every event
+    assert "2 message(s) waiting" in listing.stdout
+    assert "3 message(s) waiting" in cli("review", "list").stdout  # all events
+
+    shown = cli("review", "show", str(scenario.review_ids[0]))
+    assert shown.exit_code == 0, shown.output
+    assert "From: secretariaat@bergveld.example" in " ".join(shown.stdout.split())
+    assert "Mevrouw Vos komt graag" in shown.stdout
+    assert "Op 9 jan. 2023 schreef" not in shown.stdout
+    assert "no inbound message with id 424242" in one_line_error(cli("review", "show", "424242"))
+
+
+def test_review_resolve_applies_the_rules(cli: Run, db: Session, scenario: Scenario) -> None:
+    pytest.importorskip("workflows.inbound", reason="resolve_review not written yet")
+    secretary, unmatched = scenario.review_ids
+    nina = scenario.by_email["n.vos@bergveld.example"]
+    result = cli(
+        "review", "resolve", str(secretary), "--as", "accept", "--session", "onderwijs",
+        "--no-companions", "--participant", "n.vos@bergveld.example", "--by", "marieke",
+        "--note", "secretaris bevestigd per telefoon",
+    )
+    assert result.exit_code == 0, result.output
+    assert f"message #{secretary} resolved as accept by organiser:marieke" in result.stdout
+    # One seat is free, but people are waiting: nobody jumps the queue, so Nina waits last.
+    assert status_of(db, nina) is PS.WAITLISTED
+    refreshed = db.get(Participant, nina.id)
+    assert refreshed is not None and refreshed.session is not None
+    assert refreshed.session.key == "onderwijs"
+    waiting = status_report(db, scenario.event).waitlist
+    assert [w.email for w in waiting] == [*scenario.waiting_order, "n.vos@bergveld.example"]
+    message = db.get(InboundMessage, secretary)
+    assert message is not None and message.status is InboundStatus.PROCESSED
+    assert "secretaris bevestigd per telefoon" in (message.resolution or "")
+    audited = db.scalars(
+        select(AuditEntry).where(
+            AuditEntry.machine == "participant", AuditEntry.entity_id == nina.id,
+            AuditEntry.new_status == "waitlisted",
+        )
+    ).one()
+    assert (audited.actor, audited.inbound_message_id) == ("organiser:marieke", secretary)
+
+    before = status_report(db, scenario.event).counts
+    ignored = cli("review", "resolve", str(unmatched), "--as", "ignore", "--by", "marieke")
+    assert ignored.exit_code == 0, ignored.output
+    db.expire_all()
+    assert status_report(db, scenario.event).counts == before
+    assert "not waiting for review" in one_line_error(
+        cli("review", "resolve", str(unmatched), "--as", "ignore")
+    )
+
+
+def test_review_resolve_rejects_a_bad_companion(cli: Run, scenario: Scenario) -> None:
+    args = ("review", "resolve", str(scenario.review_ids[0]), "--as", "accept")
+    assert "no valid email address" in one_line_error(cli(*args, "--companion", "Karel <kapot>"))
+    assert "give a name too" in one_line_error(cli(*args, "--companion", "k@bergveld.example"))
+
+
+def test_people_filtered_by_status_and_session(cli: Run, scenario: Scenario) -> None:
+    result = cli("people", scenario.event.slug, "--status", "registered", "--session", "wonen")
+    assert result.exit_code == 0, result.output
+    assert "Lotte El Amrani" in result.stdout and "Karin Smit" in result.stdout
+    assert "Piet de Vries" not in result.stdout  # wonen, but no_show
+    assert "vegetarisch" in result.stdout
+    assert "2 people" in result.stdout
+    message = one_line_error(cli("people", scenario.event.slug, "--session", "koken"))
+    assert "no session 'koken'" in message
+
+
+def test_export_csv_round_trips(
+    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
+) -> None:
+    target = tmp_path / "badges.csv"
+    result = cli("export", scenario.event.slug, "--format", "csv", "--output", str(target))
+    assert result.exit_code == 0, result.output
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
+    registered = people(db, scenario.event, statuses=[PS.REGISTERED])
+    assert rows[0] == list(EXPORT_HEADERS["nl"])
+    assert rows[1:] == export_records(registered)
+    lotte = next(r for r in rows if r[0] == "Lotte El Amrani")
+    assert lotte[5] == "Wonen: herstructurering en leefbaarheid"
+    assert lotte[6] == "vegetarisch" and lotte[8] == "Karin Smit"
+    karin = next(r for r in rows if r[0] == "Karin Smit")
+    assert karin[7] == "Lotte El Amrani"
+
+
+def test_export_default_file_name_and_statuses(
+    cli: Run, scenario: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli("export", scenario.event.slug, "--status", "registered", "--status", "offered")
+    assert result.exit_code == 0, result.output
+    expected = tmp_path / f"{scenario.event.slug}-registered+offered-{START.date()}.csv"
+    assert expected.exists(), list(tmp_path.iterdir())
+    rows = list(csv.reader(io.StringIO(expected.read_text("utf-8-sig")), delimiter=";"))
+    assert {r[4] for r in rows[1:]} == {"registered", "offered"}
+    assert "wrote 5 people" in result.stdout
+
+
+def test_export_xlsx_round_trips(
+    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
+) -> None:
+    target = tmp_path / "badges.xlsx"
+    result = cli("export", scenario.event.slug, "--format", "xlsx", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(target).active
+    values = [
+        ["" if c is None else c for c in row] for row in sheet.iter_rows(values_only=True)
+    ]
+    records = export_records(people(db, scenario.event, statuses=[PS.REGISTERED]))
+    assert values == [list(EXPORT_HEADERS["nl"]), *records]
+    assert all(cell.font.bold for cell in sheet[1])
+    assert sheet.auto_filter.ref == f"A1:I{len(records) + 1}"
+    assert sheet.freeze_panes == "A2"
+    longest_name = max(len(r[0]) for r in records)
+    assert sheet.column_dimensions["A"].width >= longest_name
+
+
+def test_export_never_turns_names_into_formulas(
+    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
+) -> None:
+    jan = scenario.by_email["j.meijer@bergveld.example"]
+    jan.person.name = '=HYPERLINK("http://evil.example","Jan")'
+    db.commit()
+    cli("export", scenario.event.slug, "-o", str(tmp_path / "x.csv"))
+    cli("export", scenario.event.slug, "--format", "xlsx", "-o", str(tmp_path / "x.xlsx"))
+    text = (tmp_path / "x.csv").read_text("utf-8-sig")
+    assert "'=HYPERLINK(" in text
+    sheet = openpyxl.load_workbook(tmp_path / "x.xlsx").active
+    cell = next(c for c in sheet["A"] if str(c.value).startswith("=HYPERLINK"))
+    assert cell.data_type == "s"
+
+
+def test_attendance_from_a_file(
+    cli: Run, db: Session, scenario: Scenario, traveller: time_machine.Traveller, tmp_path: Path
+) -> None:
+    door = tmp_path / "aanwezig.txt"
+    door.write_text("l.elamrani@zwaanshoek.example\nFemke Visser <f.visser@oosterdijk.example>\n")
+    too_early = one_line_error(cli("attendance", scenario.event.slug, "--present", str(door)))
+    assert "has not started yet" in too_early
+
+    traveller.move_to(AFTER_EVENT)
+    result = cli("attendance", scenario.event.slug, "--present", str(door), "--by", "marieke")
+    assert result.exit_code == 0, result.output
+    assert "2 marked attended, 2 marked no_show" in result.stdout
+    by_email = scenario.by_email
+    assert status_of(db, by_email["l.elamrani@zwaanshoek.example"]) is PS.ATTENDED
+    assert status_of(db, by_email["f.visser@oosterdijk.example"]) is PS.ATTENDED
+    assert status_of(db, by_email["k.smit@zwaanshoek.example"]) is PS.NO_SHOW
+    assert status_of(db, by_email["j.meijer@bergveld.example"]) is PS.NO_SHOW
+
+    again = cli("attendance", scenario.event.slug, "--present", str(door))
+    assert "0 marked attended, 0 marked no_show, 2 already right" in again.stdout
+
+
+def test_attendance_problems_are_one_line_and_change_nothing(
+    cli: Run, db: Session, scenario: Scenario, traveller: time_machine.Traveller
+) -> None:
+    traveller.move_to(AFTER_EVENT)
+    before = status_report(db, scenario.event).counts
+    message = one_line_error(
+        cli(
+            "attendance", scenario.event.slug,
+            "--present-email", "l.elamrani@zwaanshoek.example",
+            "--present-email", "onbekend@elders.example",
+            "--present-email", "s.jansen@havenstad.example",
+        )
+    )
+    assert "rejected, nothing marked (2 problems)" in message
+    assert "--present-email #2: onbekend@elders.example is not a participant" in message
+    assert "--present-email #3: s.jansen@havenstad.example is waitlisted" in message
+    db.expire_all()
+    assert status_report(db, scenario.event).counts == before
+    bad_file = one_line_error(cli("attendance", scenario.event.slug, "--present", "/nonexistent"))
+    assert "/nonexistent" in bad_file
+
+
+def test_audit_of_one_person(cli: Run, scenario: Scenario) -> None:
+    result = cli("audit", scenario.event.slug, "--person", "e.smits@kerkdorp.example")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "invited → waitlisted" in out and "waitlisted → offered" in out
+    assert out.index("invited → waitlisted") < out.index("waitlisted → offered")
+    assert "4 entries" in out
+    everything = cli("audit", scenario.event.slug, "--limit", "5")
+    assert "5 entries" in everything.stdout
+
