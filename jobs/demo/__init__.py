@@ -28,8 +28,8 @@ from db.models import Event, OutboundMessage, Participant, ParticipantStatus, Pe
 from devmail import MailStack
 from jobs.demo.simulator import Invitee, Simulator
 from jobs.service import Service, TickIntervals
-from jobs.smtp_sender import send_due
 from jobs.settings import ImapSettings, ServiceSettings, SmtpSettings
+from jobs.smtp_sender import send_due
 from workflows.clock import AcceleratedClock, now, set_clock, system_clock
 from workflows.event_config import load_event_config
 from workflows.events import apply_event_config, get_event
