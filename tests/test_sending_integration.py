@@ -45,7 +45,6 @@ from workflows.invitees import add_invitation
 from workflows.tokens import calendar_uid, plus_address, text_marker
 
 # Lets this module run on its own; harmless once tests/conftest.py loads the plugin too.
-pytest_plugins = ["tests.fixtures_mail"]
 
 pytestmark = pytest.mark.integration
 
