@@ -20,7 +20,10 @@ Matching, first hit wins:
 Who may act: only the invitee's own address (case-insensitive). Another address at the
 same domain acts only when that domain is in the event's `trust.allowed_sender_domains`
 (the audit then names the real sender as actor); anything else with a valid token — a
-forward, a spoof, a guess — goes to review and is never applied.
+forward, a spoof, a guess — goes to review and is never applied. Even an address that may
+act goes to review when the receiving server's Authentication-Results (only those of an
+authserv-id in the event's `trust.trusted_authserv_ids`) report dmarc=fail, spf=fail, or
+dkim=fail without any dkim=pass: the From: address is then probably forged.
 
 Review reasons live in the audit row of the received → review transition (`list_review`).
 """
@@ -56,7 +59,7 @@ from db.models import (
     ParticipantStatus,
     Person,
 )
-from workflows import tokens
+from workflows import authresults, tokens
 from workflows.clock import now
 from workflows.errors import NotFound, RsvpError
 from workflows.event_config import SessionSpec
@@ -75,6 +78,8 @@ HEADER_SCAN_BYTES = 256_000
 MAX_SUBJECT = 998
 MAX_ADDRESS = 320
 MAX_ERROR = 4000
+# References looked up per message; a real thread rarely has more (In-Reply-To comes first).
+MAX_REFERENCES = 50
 _MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,990}>")
 _RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 
@@ -368,7 +373,7 @@ def decide_and_apply(db: Session, inbound: InboundMessage, u: Understanding) -> 
     if inv is None:
         return Decision(N.REVIEW, "no invitation matches this message")
     sender = (u.sender or inbound.from_address or "").lower()
-    trust = check_sender(inv, sender)
+    trust = check_sender(inv, sender, raw=inbound.raw or b"")
     if trust.problem:
         return Decision(N.REVIEW, trust.problem, **ids)
     participant = participant_for(db, inv, inbound)
@@ -433,13 +438,30 @@ def _invitation_from_tokens(db: Session, candidates: Sequence[str]) -> Invitatio
 
 
 def _invitation_from_references(db: Session, references: Sequence[str]) -> Invitation | None:
-    for message_id in references:
-        sent = db.scalar(select(OutboundMessage).where(OutboundMessage.message_id == message_id))
-        if sent is None or sent.person_id is None or sent.event_id is None:
+    """The invitation of the first referenced Message-ID that is one of our mails.
+
+    One query for all references, and only the first `MAX_REFERENCES` of them (In-Reply-To
+    comes first): a header listing thousands of ids must not cost thousands of queries.
+    """
+    wanted = list(dict.fromkeys(references))[:MAX_REFERENCES]
+    if not wanted:
+        return None
+    found = db.execute(
+        select(OutboundMessage.message_id, OutboundMessage.person_id, OutboundMessage.event_id)
+        .where(
+            OutboundMessage.message_id.in_(wanted),
+            OutboundMessage.person_id.is_not(None),
+            OutboundMessage.event_id.is_not(None),
+        )
+    ).all()
+    ours = {message_id: (person_id, event_id) for message_id, person_id, event_id in found}
+    for message_id in wanted:
+        if message_id not in ours:
             continue
+        person_id, event_id = ours[message_id]
         invitation = db.scalar(
             select(Invitation).where(
-                Invitation.event_id == sent.event_id, Invitation.person_id == sent.person_id
+                Invitation.event_id == event_id, Invitation.person_id == person_id
             )
         )
         if invitation is not None:
@@ -504,8 +526,22 @@ class Trust:
     note: str = ""
 
 
-def check_sender(invitation: Invitation, sender: str) -> Trust:
-    """Whether `sender` may act on `invitation` (see the module docstring)."""
+def check_sender(invitation: Invitation, sender: str, *, raw: bytes = b"") -> Trust:
+    """Whether `sender` may act on `invitation` (see the module docstring).
+
+    An address that may act is still refused when our own receiving server says it was
+    forged: a DMARC/SPF/DKIM failure in an Authentication-Results header of a trusted
+    authserv-id (`authentication_problem`).
+    """
+    trust = _sender_identity(invitation, sender)
+    if trust.problem is None:
+        forged = authentication_problem(invitation, raw)
+        if forged is not None:
+            return Trust("", problem=f"{forged}; the From: address {sender} may be forged")
+    return trust
+
+
+def _sender_identity(invitation: Invitation, sender: str) -> Trust:
     owner = invitation.person.email
     if not sender:
         return Trust("", problem="the message has no sender address")
@@ -525,6 +561,25 @@ def check_sender(invitation: Invitation, sender: str) -> Trust:
             f"but {sender_domain} is not a trusted sender domain for this event)",
         )
     return Trust("", problem=f"sent by {sender}, not by the invitee {owner} (forwarded?)")
+
+
+def authentication_problem(invitation: Invitation, raw: bytes) -> str | None:
+    """What the event's trusted receiving servers found wrong with the sender, or None.
+
+    Headers of other authserv-ids are ignored: anyone can write them (workflows.authresults).
+    """
+    trusted = event_config(invitation.event).trusted_authserv_ids
+    if not trusted or not raw:
+        return None
+    msg = _parse_headers(raw)
+    if msg is None:
+        return None
+    try:
+        values = [str(v) for v in (msg.get_all(authresults.HEADER_NAME) or [])]
+    except Exception:
+        return None
+    problem = authresults.authentication_failure(values, trusted)
+    return _clean(problem, MAX_ERROR) if problem else None
 
 
 # --------------------------------------------------------------------------- bounces
@@ -779,6 +834,7 @@ __all__ = [
     "Envelope",
     "Match",
     "ReviewItem",
+    "authentication_problem",
     "check_sender",
     "decide_and_apply",
     "list_review",

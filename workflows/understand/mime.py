@@ -165,7 +165,9 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             continue
         try:
             return data.decode(cand)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, LookupError):
+            # LookupError: a binary codec used as a charset ("base64", "zlib", "rot13")
+            # passes codecs.lookup but is not a text encoding.
             continue
     return data.decode("utf-8", errors="replace")
 

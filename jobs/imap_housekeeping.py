@@ -1,0 +1,311 @@
+"""Deleting server copies of purged mail: the thin IMAP adapter after `purge_expired`.
+
+Retention (workflows.privacy) drops the bytes of old messages from the database, but copies
+stay on the mail server: every message the reader filed in Processed/Review/Quarantine, and
+our own mail in the Sent folder when one is configured. `housekeeping` runs the purge in a
+transaction of its own, commits, and only then deletes those copies on the server (never
+network IO inside a transaction):
+
+1. `purge_expired` → `PurgeReport.server_copies` (Message-IDs as they were before any
+   anonymisation rewrote them); commit.
+2. Every inbound row whose bytes are gone (`raw IS NULL`) but which still names a
+   `server_folder` is a copy not yet deleted: this run's, and any an earlier run could not
+   delete (server down, connection lost). Those are retried, so a failure here only delays
+   the deletion.
+3. `delete_server_copies`: in each folder we own, UID SEARCH HEADER Message-ID, check the
+   exact header (SEARCH matches substrings), STORE \\Deleted, UID EXPUNGE (plain EXPUNGE
+   without UIDPLUS).
+4. A second small transaction clears `server_folder` of the rows handled: the copy is
+   nowhere any more.
+
+A message without a usable Message-ID got a synthetic one from the reader: the SHA-256 of
+the bytes it fetched (``<hex>@rsvpmail.invalid``, `workflows.inbound.synthetic_message_id`).
+Such copies are found the same way: the messages of a folder whose Message-ID header is
+missing or unreadable are fetched (whole, or only their header block when larger than
+`max_message_bytes`, as the reader did) and hashed.
+
+Nothing here logs an address or a subject: counts and folder names only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from imap_tools import BaseMailBox
+from imap_tools.errors import MailboxFolderSelectError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import transaction
+from db.models import InboundMessage
+from jobs.imap_reader import ImapCommandError, connect
+from jobs.settings import ImapSettings
+from workflows.inbound import read_envelope, synthetic_message_id
+from workflows.privacy import PurgeReport, purge_expired
+
+log = logging.getLogger("rsvpmail.housekeeping")
+
+# The reader's made-up Message-ID for mail that had none (a hash of its bytes).
+SYNTHETIC_SUFFIX = "@rsvpmail.invalid>"
+SEARCH_BATCH = 200  # Message-IDs per folder selection before the expunge
+_FETCH_ID_RE = re.compile(rb"\bUID (\d+)")
+_SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+@dataclass
+class DeletionReport:
+    """What `delete_server_copies` did; `as_dict()` for logs and the service status."""
+
+    requested: int = 0
+    deleted: int = 0  # messages flagged and expunged (one Message-ID may have several copies)
+    found_ids: set[str] = field(default_factory=set)
+    not_found: int = 0  # in none of the folders (already gone, or moved out by a human)
+    unsearchable: int = 0  # ids that cannot be in a header (not ASCII, line breaks)
+    missing_folders: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "requested": self.requested,
+            "deleted": self.deleted,
+            "found": len(self.found_ids),
+            "not_found": self.not_found,
+            "unsearchable": self.unsearchable,
+            "missing_folders": sorted(set(self.missing_folders)),
+        }
+
+
+def owned_folders(settings: ImapSettings) -> list[str]:
+    """The folders rsvpmail files mail in: the reader's three, and Sent when configured."""
+    folders = [settings.processed_folder, settings.review_folder, settings.quarantine_folder]
+    if settings.sent_folder:
+        folders.append(settings.sent_folder)
+    return list(dict.fromkeys(f for f in folders if f))
+
+
+def searchable(message_id: str) -> bool:
+    value = message_id.strip()
+    return bool(value) and value.isascii() and not any(c in value for c in "\r\n\x00\"\\")
+
+
+def is_synthetic(message_id: str) -> bool:
+    return message_id.lower().endswith(SYNTHETIC_SUFFIX)
+
+
+def delete_server_copies(
+    settings: ImapSettings,
+    message_ids: Iterable[str],
+    *,
+    extra_folders: Sequence[str] = (),
+) -> DeletionReport:
+    """Delete every copy of `message_ids` in the folders we own (and `extra_folders`).
+
+    Raises on a connection problem or a command the server refuses; what was expunged
+    before that stays expunged, and the caller simply tries again next time.
+    """
+    wanted = list(dict.fromkeys(m.strip() for m in message_ids if m and m.strip()))
+    report = DeletionReport(requested=len(wanted))
+    ids = [m for m in wanted if searchable(m)]
+    report.unsearchable = len(wanted) - len(ids)
+    if not ids:
+        return report
+    folders = list(dict.fromkeys([*owned_folders(settings), *extra_folders]))
+    box = connect(settings)
+    try:
+        for folder in folders:
+            _delete_in_folder(box, folder, ids, report, settings.max_message_bytes)
+    finally:
+        with contextlib.suppress(Exception):
+            box.logout()
+        with contextlib.suppress(Exception):
+            box.client.shutdown()
+    report.not_found = len([m for m in ids if m not in report.found_ids])
+    return report
+
+
+def _delete_in_folder(
+    box: BaseMailBox, folder: str, ids: Sequence[str], report: DeletionReport, max_bytes: int
+) -> None:
+    try:
+        box.folder.set(folder)
+    except MailboxFolderSelectError:
+        report.missing_folders.append(folder)
+        return
+    real = [m for m in ids if not is_synthetic(m)]
+    synthetic = {m for m in ids if is_synthetic(m)}
+    for start in range(0, max(len(real), 1), SEARCH_BATCH):
+        uids: set[int] = set()
+        for message_id in real[start : start + SEARCH_BATCH]:
+            found = _uids_with_message_id(box, message_id)
+            if found:
+                report.found_ids.add(message_id)
+                uids.update(found)
+        if start == 0 and synthetic:
+            for uid, message_id in _uids_with_synthetic_id(box, synthetic, max_bytes):
+                report.found_ids.add(message_id)
+                uids.add(uid)
+        if uids:
+            _expunge(box, sorted(uids))
+            report.deleted += len(uids)
+            log.info(
+                "server copies deleted", extra={"fields": {"folder": folder, "count": len(uids)}}
+            )
+
+
+def _uids_with_message_id(box: BaseMailBox, message_id: str) -> list[int]:
+    """UIDs in the selected folder whose Message-ID header is exactly `message_id`."""
+    # Without the brackets, so a bare "id@host" header (which the reader stored as
+    # "<id@host>") is found too; `searchable` keeps quotes and backslashes out.
+    needle = '"' + message_id.strip().strip("<>") + '"'
+    typ, data = box.client.uid("SEARCH", "HEADER", "Message-ID", needle)
+    _check(typ, data, "UID SEARCH HEADER Message-ID")
+    candidates = [int(x) for x in (data[0].split() if data and data[0] else [])]
+    if not candidates:
+        return []
+    # SEARCH HEADER matches substrings; only a message the reader would have stored under
+    # exactly this Message-ID may be deleted.
+    typ, data = box.client.uid(
+        "FETCH", ",".join(map(str, candidates)), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+    )
+    _check(typ, data, "UID FETCH Message-ID")
+    exact: list[int] = []
+    for uid, _size, head in _fetched(data):
+        if read_envelope(head).message_id == message_id:
+            exact.append(uid)
+    return exact
+
+
+def _uids_with_synthetic_id(
+    box: BaseMailBox, wanted: set[str], max_bytes: int
+) -> list[tuple[int, str]]:
+    """(UID, id) of messages without a usable Message-ID whose bytes hash to a wanted id."""
+    typ, data = box.client.uid("FETCH", "1:*", "(UID RFC822.SIZE BODY.PEEK[HEADER])")
+    if typ != "OK":  # an empty folder answers NO/BAD to "1:*" on some servers
+        return []
+    found: list[tuple[int, str]] = []
+    for uid, size, head in _fetched(data):
+        if not is_synthetic(read_envelope(head).message_id):
+            continue  # has a Message-ID of its own: the header search covers it
+        if size > max_bytes:
+            raw = head  # the reader stored (and hashed) only the header block
+        else:
+            typ, body = box.client.uid("FETCH", str(uid), "(UID BODY.PEEK[])")
+            _check(typ, body, "UID FETCH BODY[]")
+            raw = next((b for _u, _s, b in _fetched(body)), b"")
+        message_id = synthetic_message_id(raw)
+        if message_id in wanted:
+            found.append((uid, message_id))
+    return found
+
+
+def _fetched(data: Sequence[object]) -> list[tuple[int, int, bytes]]:
+    """(uid, size or 0, literal) from imaplib FETCH data with one literal per message."""
+    out: list[tuple[int, int, bytes]] = []
+    for item in data:
+        if not isinstance(item, tuple) or len(item) < 2:
+            continue
+        meta, literal = item[0], item[1]
+        if not isinstance(meta, bytes) or not isinstance(literal, bytes):
+            continue
+        uid = _FETCH_ID_RE.search(meta)
+        size = _SIZE_RE.search(meta)
+        if uid:
+            out.append((int(uid.group(1)), int(size.group(1)) if size else 0, literal))
+    return out
+
+
+def _expunge(box: BaseMailBox, uids: Sequence[int]) -> None:
+    client = box.client
+    uid_set = ",".join(map(str, uids))
+    typ, data = client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+    _check(typ, data, "UID STORE \\Deleted")
+    if "UIDPLUS" in client.capabilities:
+        typ, data = client.uid("EXPUNGE", uid_set)
+    else:
+        # Without UIDPLUS only a plain EXPUNGE exists; it also removes what others flagged
+        # \Deleted in this folder, which is what they asked for anyway.
+        typ, data = client.expunge()
+    _check(typ, data, "EXPUNGE")
+
+
+def _check(typ: str, data: object, what: str) -> None:
+    if typ != "OK":
+        raise ImapCommandError(f"{what} failed: {typ} {data!r}"[:500])
+
+
+# --------------------------------------------------------------------------- the daily job
+
+
+@dataclass(frozen=True)
+class _Pending:
+    row_ids: tuple[int, ...]
+    message_ids: tuple[str, ...]
+    folders: tuple[str, ...]
+
+
+def _pending_copies(db: Session, report: PurgeReport) -> _Pending:
+    """This purge's server copies plus earlier ones whose deletion never completed."""
+    rows = db.execute(
+        select(InboundMessage.id, InboundMessage.message_id, InboundMessage.server_folder).where(
+            InboundMessage.raw.is_(None), InboundMessage.server_folder.is_not(None)
+        )
+    ).all()
+    message_ids = [c.message_id for c in report.server_copies] + [r.message_id for r in rows]
+    folders = [c.folder for c in report.server_copies if c.folder]
+    folders += [r.server_folder for r in rows if r.server_folder]
+    return _Pending(
+        row_ids=tuple(r.id for r in rows),
+        message_ids=tuple(dict.fromkeys(message_ids)),
+        folders=tuple(dict.fromkeys(folders)),
+    )
+
+
+def housekeeping(factory: sessionmaker[Session], settings: ImapSettings) -> dict[str, object]:
+    """Apply retention, commit, then delete the purged messages' copies on the server.
+
+    Returns counts for the service log; the purge is committed even when the server part
+    fails (it is retried on the next run, see the module docstring).
+    """
+    with transaction(factory) as db:
+        purge = purge_expired(db)
+    with factory() as db:
+        pending = _pending_copies(db, purge)
+    result: dict[str, object] = {
+        "purge_changes": purge.changed,
+        "server_copies": len(pending.message_ids),
+    }
+    if not pending.message_ids:
+        return result
+    try:
+        deletion = delete_server_copies(
+            settings, pending.message_ids, extra_folders=pending.folders
+        )
+    except Exception as exc:
+        log.warning(
+            "deleting server copies failed; retried at the next housekeeping",
+            extra={"fields": {"error": f"{type(exc).__name__}: {exc}"[:300],
+                              "pending": len(pending.message_ids)}},
+        )  # fmt: skip
+        result["server_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return result
+    with transaction(factory) as db:
+        for start in range(0, len(pending.row_ids), 500):
+            chunk = pending.row_ids[start : start + 500]
+            db.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id.in_(chunk), InboundMessage.raw.is_(None))
+                .values(server_folder=None)
+            )
+    result.update(deletion.as_dict())
+    return result
+
+
+__all__ = [
+    "DeletionReport",
+    "delete_server_copies",
+    "housekeeping",
+    "owned_folders",
+]
