@@ -56,7 +56,6 @@ from workflows.events import apply_event_config
 from workflows.inbound import read_envelope
 from workflows.invitees import import_invitees, parse_invitee_csv
 
-
 DECIDED = (InboundStatus.PROCESSED, InboundStatus.REVIEW, InboundStatus.QUARANTINED)
 SISIMAI = (REPO / ".." / "shared" / "corpora" / "sisimai-set-of-emails" / "maildir").resolve()
 MB = 1024 * 1024
