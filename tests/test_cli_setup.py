@@ -36,9 +36,13 @@ def test_a_fresh_database_is_set_up_with_three_commands(tmp_path: Path) -> None:
     assert code == 0 and "created event leren-van-rotterdam-zuid" in out
     code, out, _ = rsvpmail(url, "event", "load", str(EVENT_TOML))
     assert code == 0 and "updated event" in out
-    code, out, _ = rsvpmail(url, "invitees", "import", "leren-van-rotterdam-zuid", str(INVITEES_CSV))
+    code, out, _ = rsvpmail(
+        url, "invitees", "import", "leren-van-rotterdam-zuid", str(INVITEES_CSV)
+    )
     assert code == 0 and "60 new invitations" in out
-    code, out, _ = rsvpmail(url, "invitees", "import", "leren-van-rotterdam-zuid", str(INVITEES_CSV))
+    code, out, _ = rsvpmail(
+        url, "invitees", "import", "leren-van-rotterdam-zuid", str(INVITEES_CSV)
+    )
     assert code == 0 and "0 new invitations, 60 already invited" in out
 
 
