@@ -24,6 +24,13 @@ from jobs.commands.organiser import EXPORT_HEADERS, export_records
 from tests.test_reports import START, Scenario, build_scenario
 from workflows.reports import people, status_report
 
+
+@pytest.fixture(autouse=True)
+def piped_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as when piped to a file: pytest-xdist sets COLUMNS=80 in its workers, which
+    would make the commands wrap their tables like on a narrow terminal."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
 PS = ParticipantStatus
 AFTER_EVENT = datetime(2023, 2, 2, 9, 0, tzinfo=UTC)
 runner = CliRunner()
