@@ -35,12 +35,14 @@ import email.header
 import email.parser
 import email.policy
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -82,6 +84,8 @@ MAX_ERROR = 4000
 MAX_REFERENCES = 50
 _MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,990}>")
 _RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
+MAX_LOGGED_REASON = 200
+log = logging.getLogger("rsvpmail.inbound")
 
 
 # --------------------------------------------------------------------------- text hygiene
@@ -125,6 +129,13 @@ def synthetic_message_id(raw: bytes) -> str:
 
 def read_envelope(raw: bytes) -> Envelope:
     """Message-ID, sender, subject, recipients and references; never raises."""
+    return _envelope_of(bytes(raw))
+
+
+# Recording, choosing the parser's sessions and matching each need the envelope of the same
+# bytes within one transaction: parse the headers once. Small, because raw may be large.
+@lru_cache(maxsize=8)
+def _envelope_of(raw: bytes) -> Envelope:
     msg = _parse_headers(raw)
     if msg is None:
         return Envelope(synthetic_message_id(raw), "", "", (), ())
@@ -137,8 +148,9 @@ def read_envelope(raw: bytes) -> Envelope:
     except Exception:
         recipients = []
     refs = _MESSAGE_ID_RE.findall(_header(msg, "In-Reply-To"))
-    refs += [r for r in reversed(_MESSAGE_ID_RE.findall(_header(msg, "References")))
-             if r not in refs]
+    refs += [
+        r for r in reversed(_MESSAGE_ID_RE.findall(_header(msg, "References"))) if r not in refs
+    ]
     return Envelope(
         message_id=message_id,
         from_address=from_address if "@" in from_address else "",
@@ -185,7 +197,10 @@ def _decode(value: object) -> str:
         decoded = str(email.header.make_header(email.header.decode_header(text)))
     except Exception:
         decoded = text
-    return re.sub(r"\s*\r?\n\s*", " ", decoded).strip()
+    # Split and strip, not `\s*\r?\n\s*`: that regex is quadratic on long runs of spaces.
+    if "\n" not in decoded:
+        return decoded.strip()
+    return " ".join(p for p in (ln.strip() for ln in decoded.split("\n")) if p)
 
 
 # --------------------------------------------------------------------------- recording
@@ -312,6 +327,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _finish(db: Session, inbound: InboundMessage, decision: Decision) -> InboundStatus:
+    _log_decision(db, inbound, decision)
     if decision.event_id is not None:
         inbound.event_id = decision.event_id
     if decision.invitation_id is not None:
@@ -326,6 +342,40 @@ def _finish(db: Session, inbound: InboundMessage, decision: Decision) -> Inbound
         inbound_message_id=inbound.id,
     )
     return decision.status
+
+
+def _log_decision(db: Session, inbound: InboundMessage, decision: Decision) -> None:
+    """One key=value line per decision: ids, kind, outcome and the short reason — never a
+    body or an address (`_loggable_reason` replaces addresses); names stay in the audit."""
+    event_id = decision.event_id if decision.event_id is not None else inbound.event_id
+    invitation_id = (
+        decision.invitation_id if decision.invitation_id is not None else inbound.invitation_id
+    )
+    # db.get: the rules have loaded both already, so the identity map answers without SQL.
+    event = db.get(Event, event_id) if event_id is not None else None
+    invitation = db.get(Invitation, invitation_id) if invitation_id is not None else None
+    slug = event.slug if event is not None else None
+    person_id = invitation.person_id if invitation is not None else None
+    fields = {
+        "event": slug or "-",
+        "person_id": person_id if person_id is not None else "-",
+        "invitation_id": invitation_id if invitation_id is not None else "-",
+        "inbound_id": inbound.id,
+        "kind": inbound.kind or "-",
+        "outcome": decision.status.value,
+        "reason": _loggable_reason(decision.reason or decision.status.value),
+    }
+    log.info("inbound decision", extra={"fields": fields})
+
+
+_ADDRESSISH_RE = re.compile(r"\S*@\S*")
+
+
+def _loggable_reason(reason: str) -> str:
+    """The reason without addresses (replaced by "<address>") and short: logs outlive the
+    database rows, and must not carry personal data beyond ids."""
+    first_line = reason.split("\n", 1)[0][: MAX_LOGGED_REASON * 2]
+    return _ADDRESSISH_RE.sub("<address>", first_line)[:MAX_LOGGED_REASON]
 
 
 def _understand(db: Session, inbound: InboundMessage) -> Understanding:
@@ -429,10 +479,26 @@ def _header_tokens(env: Envelope) -> list[str]:
     return [t for t in found if t]
 
 
+_TOKEN_IDS = "rsvpmail.inbound.invitation_id_by_token"
+
+
 def _invitation_from_tokens(db: Session, candidates: Sequence[str]) -> Invitation | None:
+    """The invitation of the first candidate token that is one.
+
+    Choosing the parser's sessions and matching both look the same token up: the id found
+    first is remembered on the session (a token never moves to another invitation) and the
+    second look-up is answered by the identity map. The token is compared again either way.
+    """
+    known: dict[str, int] = db.info.setdefault(_TOKEN_IDS, {})
     for token in candidates:
-        invitation = db.scalar(select(Invitation).where(Invitation.token == token.lower()))
+        key = token.lower()
+        invitation = db.get(Invitation, known[key]) if key in known else None
+        if invitation is None or not tokens.same_token(token, invitation.token):
+            invitation = db.scalar(select(Invitation).where(Invitation.token == key))
         if invitation is not None and tokens.same_token(token, invitation.token):
+            if len(known) > 1000:  # a long-lived session must not grow without bound
+                known.clear()
+            known[key] = invitation.id
             return invitation
     return None
 
@@ -447,8 +513,9 @@ def _invitation_from_references(db: Session, references: Sequence[str]) -> Invit
     if not wanted:
         return None
     found = db.execute(
-        select(OutboundMessage.message_id, OutboundMessage.person_id, OutboundMessage.event_id)
-        .where(
+        select(
+            OutboundMessage.message_id, OutboundMessage.person_id, OutboundMessage.event_id
+        ).where(
             OutboundMessage.message_id.in_(wanted),
             OutboundMessage.person_id.is_not(None),
             OutboundMessage.event_id.is_not(None),
@@ -770,7 +837,10 @@ def resolve_review(
     )
     participant = _participant_to_resolve(db, inbound, u, participant_id)
     ctx = ReplyContext(
-        db, participant.event, inbound=inbound, actor=actor[:200],
+        db,
+        participant.event,
+        inbound=inbound,
+        actor=actor[:200],
         notify_sender=not base.is_automatic,
     )
     try:

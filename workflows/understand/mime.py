@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from email.message import Message
 from email.utils import getaddresses, parseaddr
+from functools import lru_cache
 from html.parser import HTMLParser
 
 # Bounds that keep a pathological message cheap to read.
@@ -23,6 +24,11 @@ MAX_DEPTH = 20
 MAX_PARTS = 200
 MAX_TEXT_CHARS = 200_000  # of body text kept per part; replies are short
 HEADER_SCAN_BYTES = 256_000  # how much of an oversized message we read for its headers
+# The stdlib parser pushes every body line through one generator per open multipart level, so
+# its cost is lines × nesting; more boundaries than this is no reply a person wrote.
+MAX_BOUNDARIES = 50
+# Decoded bytes needed for MAX_TEXT_CHARS characters (UTF-8 takes at most 4 bytes a character).
+MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4
 
 # Charsets that mail clients declare but do not mean: Outlook writes windows-1252 bytes under
 # an iso-8859-1 label, and a few clients send made-up names.
@@ -42,6 +48,16 @@ def parse(raw: bytes) -> Message:
     """Parse bytes into a compat32 Message (the API flufl.bounce expects)."""
     # compat32 keeps headers as raw strings: no lazy header parsing that could raise later.
     return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+_BOUNDARY_PARAM_RE = re.compile(rb"boundary\s*=", re.IGNORECASE)
+
+
+def too_many_boundaries(raw: bytes) -> bool:
+    """Whether the parser would have to track more multipart levels than a reply has
+    (counted over the raw bytes, in any letter case, stopping once past the limit)."""
+    found = _BOUNDARY_PARAM_RE.finditer(raw)
+    return any(seen > MAX_BOUNDARIES for seen, _ in enumerate(found, 1))
 
 
 def parse_headers_only(raw: bytes) -> Message:
@@ -111,16 +127,26 @@ def _raw_header_text(value: email.header.Header) -> str:
     return "".join(out)
 
 
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
+
+
 def _undo_surrogates(text: str) -> str:
     """Raw 8-bit header bytes (RFC 6532 UTF-8 headers, or a client that did not encode) reach
     us as surrogate escapes; decode them as the bytes they were."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if not _SURROGATE_RE.search(text):
         return text
     return decode_bytes(text.encode("utf-8", "surrogateescape"), "utf-8")
 
 
 def _unfold(text: str) -> str:
-    return re.sub(r"\s*\r?\n\s*", " ", text).strip()
+    r"""Line breaks (and the white space around them) become one space.
+
+    Split and strip, not a regex: ``\s*\r?\n`` backtracks over every run of spaces without
+    a line break, which is quadratic on a hostile 50 KB header.
+    """
+    if "\n" not in text:
+        return text.strip()
+    return " ".join(piece for piece in (ln.strip() for ln in text.split("\n")) if piece)
 
 
 def address(msg: Message, name: str) -> str | None:
@@ -215,9 +241,13 @@ def is_attachment(part: Message) -> bool:
 
 
 def part_text(part: Message) -> str:
-    """The decoded text of one leaf part; "" when it has none."""
+    """The decoded text of one leaf part; "" when it has none.
+
+    Only the start of the encoded payload is decoded (`encoded_prefix`): a 9 MB attachment
+    declared as text would otherwise be decoded whole just to keep its first characters.
+    """
     try:
-        data = part.get_payload(decode=True)
+        data = _decode_prefix(part)
     except Exception:
         data = None
     if data is None:
@@ -232,7 +262,48 @@ def part_text(part: Message) -> str:
         charset = part.get_content_charset()
     except Exception:
         charset = None
-    return decode_bytes(data[: MAX_TEXT_CHARS * 4], charset)[:MAX_TEXT_CHARS]
+    return decode_bytes(data[:MAX_TEXT_BYTES], charset)[:MAX_TEXT_CHARS]
+
+
+def encoded_prefix(payload: str, transfer_encoding: str) -> str:
+    """The part of an encoded payload that can hold the first MAX_TEXT_BYTES decoded bytes.
+
+    base64: four characters per three bytes, line breaks allowed for (cut at a four-character
+    boundary, so the decoded bytes are exact); quoted-printable: at most three characters per
+    byte (cut at a line end, so no "=XX" is split); anything else: one character per byte.
+    """
+    cte = transfer_encoding.strip().lower()
+    if cte == "base64":
+        window = payload[: MAX_TEXT_BYTES * 2]  # generous room for line breaks
+        if len(window) == len(payload):
+            return payload
+        letters = "".join(window.split())[: (MAX_TEXT_BYTES // 3 + 1) * 4]
+        return letters[: len(letters) - len(letters) % 4]
+    if cte == "quoted-printable" or cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
+        window = payload[: MAX_TEXT_BYTES * 3 + 3]
+        if len(window) == len(payload):
+            return payload
+        line_end = window.rfind("\n")
+        return window[: line_end + 1] if line_end > 0 else window
+    return payload[:MAX_TEXT_BYTES]
+
+
+def _decode_prefix(part: Message) -> bytes | None:
+    """`part.get_payload(decode=True)` of the payload's `encoded_prefix`, decoded by the
+    stdlib itself (same defect handling); None for a multipart."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return None
+    cte = str(part.get("Content-Transfer-Encoding", ""))
+    prefix = encoded_prefix(payload, cte)
+    if prefix is payload:
+        data = part.get_payload(decode=True)
+    else:
+        view = Message(policy=email.policy.compat32)
+        view["Content-Transfer-Encoding"] = cte
+        view.set_payload(prefix)
+        data = view.get_payload(decode=True)
+    return data if isinstance(data, bytes) else None
 
 
 def body_text(msg: Message) -> str:
@@ -381,7 +452,10 @@ class _TextExtractor(HTMLParser):
             self.current.append(data)
 
 
+@lru_cache(maxsize=8)
 def html_to_text(html: str) -> str:
+    """HTML as lines of text. Cached: one reading asks for the same part's text several times
+    (body, own text, token search), and HTMLParser is the slowest step of a reading."""
     parser = _TextExtractor()
     try:
         parser.feed(html[: MAX_TEXT_CHARS * 4])

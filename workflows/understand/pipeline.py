@@ -37,7 +37,11 @@ def read_message(
     raw: bytes, sessions: Sequence[SessionSpec], default_language: str, max_bytes: int
 ) -> Understanding:
     if len(raw) > max_bytes:
-        return _oversized(raw, default_language, max_bytes)
+        note = f"message too large ({len(raw)} bytes > {max_bytes}); not read"
+        return _headers_only(raw, default_language, note)
+    if mime.too_many_boundaries(raw):
+        note = f"more than {mime.MAX_BOUNDARIES} MIME boundaries (nested too deep to read)"
+        return _headers_only(raw, default_language, note)
     msg = mime.parse(raw)
     envelope = _envelope(msg, default_language)
     subject = mime.header(msg, "Subject")
@@ -151,14 +155,14 @@ def _envelope(msg: Message, default_language: str) -> Understanding:
     )
 
 
-def _oversized(raw: bytes, default_language: str, max_bytes: int) -> Understanding:
+def _headers_only(raw: bytes, default_language: str, note: str) -> Understanding:
+    """A message too costly to read whole: its envelope and token only, for a human."""
     try:
         msg = mime.parse_headers_only(raw)
         base = _envelope(msg, default_language)
         token = _token_from_headers(msg, mime.header(msg, "Subject"))
     except Exception:
         base, token = Understanding(kind=ReplyKind.UNCLEAR, language=default_language), None
-    note = f"message too large ({len(raw)} bytes > {max_bytes}); not read"
     return replace(base, kind=ReplyKind.UNCLEAR, token=token, notes=(note,))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from workflows.event_config import SessionSpec
 
@@ -111,7 +112,45 @@ class _Term:
     fuzzy: bool  # single long word: misspellings allowed
 
 
-def _terms(sessions: Sequence[SessionSpec]) -> list[_Term]:
+class _Index:
+    """The terms of one set of sessions, and which of them each word is a misspelling of.
+
+    Built once per set (keyed by the tuple of SessionSpecs, which are frozen): every reply to
+    an event asks about the same sessions, and the fuzzy comparison of every word against
+    every term was the slowest step of reading a reply.
+    """
+
+    _MAX_WORDS = 20_000  # fuzzy answers remembered per set; words repeat, this is plenty
+
+    def __init__(self, sessions: tuple[SessionSpec, ...]) -> None:
+        self.terms = _build_terms(sessions)
+        self.fuzzy = [t for t in self.terms if t.fuzzy]
+        # Exact matches start with their first word; same (longest first) order as `terms`.
+        self.starting_with: dict[str, list[_Term]] = {}
+        for term in self.terms:
+            self.starting_with.setdefault(term.words[0], []).append(term)
+        self._fuzzy_by_word: dict[str, list[_Term]] = {}
+
+    @staticmethod
+    def of(sessions: Sequence[SessionSpec]) -> _Index:
+        return _index(tuple(sessions))
+
+    def fuzzy_terms(self, word: str) -> list[_Term]:
+        found = self._fuzzy_by_word.get(word)
+        if found is None:
+            found = _fuzzy_terms(word, self.fuzzy)
+            if len(self._fuzzy_by_word) >= self._MAX_WORDS:
+                self._fuzzy_by_word.clear()
+            self._fuzzy_by_word[word] = found
+        return found
+
+
+@lru_cache(maxsize=32)
+def _index(sessions: tuple[SessionSpec, ...]) -> _Index:
+    return _Index(sessions)
+
+
+def _build_terms(sessions: Sequence[SessionSpec]) -> list[_Term]:
     terms: list[_Term] = []
     for s in sessions:
         names = {s.key.lower(), s.title.lower(), s.title.split(":")[0].lower()}
@@ -159,13 +198,14 @@ def find_sessions(text: str, sessions: Sequence[SessionSpec]) -> list[SessionMen
     """Session mentions in reading order; `text` should be one reply without quotes."""
     lowered = text.lower()
     tokens = [(m.group(0), m.start(), m.end()) for m in _WORD_RE.finditer(lowered)]
-    terms = _terms(sessions)
-    fuzzy_cache: dict[str, list[_Term]] = {}
+    index = _Index.of(sessions)
+    no_terms: list[_Term] = []
     mentions: list[SessionMention] = []
     i = 0
     while i < len(tokens):
         word = tokens[i][0]
-        hit = _match_at(tokens, i, terms, fuzzy_cache.setdefault(word, _fuzzy_terms(word, terms)))
+        terms = index.starting_with.get(word, no_terms)
+        hit = _match_at(tokens, i, terms, index.fuzzy_terms(word))
         if hit is not None:
             term, exact = hit
             j = i + len(term.words)
