@@ -325,3 +325,23 @@ def test_wrapped_attribution_still_cut() -> None:
         "Komt u? Ja!"
     )
     assert strip_reply(reply) == "Nee."
+
+
+def test_a_yes_taken_back_is_not_an_acceptance() -> None:
+    """Seen in the demo: "Ja. Of nee, …" was read as accept; a human must look instead."""
+    from workflows.event_config import load_event_config
+    from workflows.understand import understand
+    from workflows.understanding import ReplyKind
+
+    sessions = load_event_config("events/leren-van-rotterdam-zuid.toml").sessions
+    for text in (
+        "Ja. Of nee, eigenlijk weet ik het nog niet. Mijn secretaresse neemt contact op.",
+        "Ja, of nee: ik weet het nog niet.",
+        "Yes. Or no, actually I don't know yet.",
+    ):
+        raw = (
+            "From: A <a@gemeente.example>\r\nTo: aanmelden@wijkwijzer.example\r\n"
+            "Subject: Re: Uitnodiging\r\nMessage-ID: <t@gemeente.example>\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text + "\r\n"
+        ).encode()
+        assert understand(raw, sessions).kind is ReplyKind.UNCLEAR, text

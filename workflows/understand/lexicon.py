@@ -50,6 +50,7 @@ TENTATIVE = _c(
     r"\bmogelijk(?:erwijs)?\s+(?:kom|ben|kan|zal)\s+ik\b",
     r"\bik\s+(?:kom|ben|kan)\s+(?:er\s+)?mogelijk(?:erwijs)?\b",
     r"\b(?:ik\s+)?weet\s+(?:het\s+)?(?:nu\s+)?nog\s+niet\b",
+    r"\bweet\s+ik\s+(?:het\s+)?(?:nu\s+)?nog\s+niet\b", r"\bI\s+don'?t\s+know\s+yet\b",
     r"\bnog\s+niet\s+(?:zeker|duidelijk|bekend)\b",
     r"\bniet\s+zeker\s+of\b", r"\bik\s+probeer\s+(?:te\s+komen|erbij\s+te\s+zijn|aanwezig|het)\b",
     r"\bik\s+hoop\s+(?:te\s+komen|erbij\s+te\s+zijn|aanwezig|te\s+kunnen)\b",
@@ -169,6 +170,8 @@ NO = re.compile(
     r"helaas\s*[.!]*\s*$)(?:\b|$)",
     re.IGNORECASE,
 )
+# "Ja. Of nee, …": the writer takes the yes back; with it, the "ja" means nothing.
+SELF_CORRECTION = re.compile(r"\b(?:of|or)\s+(?:nee|no|niet|not)\b\s*[,.;:!]", re.IGNORECASE)
 # "Ja, helaas …": the "ja" is a discourse marker, not a yes.
 SOFTENER = re.compile(r"\b(?:helaas|jammer|spijt|unfortunately|sorry|regret)\b", re.IGNORECASE)
 

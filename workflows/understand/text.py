@@ -179,6 +179,9 @@ def _part_signals(part: str, sig: Signals) -> None:
         sig.yes.append(first_clause.strip())
     elif lexicon.NO.match(low):
         sig.no.append(first_clause.strip())
+    correction = lexicon.SELF_CORRECTION.search(low)
+    if correction and sig.yes:
+        sig.no.append(correction.group(0).strip())
 
 
 def decide(
