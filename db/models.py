@@ -27,8 +27,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import ColumnElement
 
 from db.types import UTCDateTime
 from workflows.clock import now
@@ -315,7 +318,6 @@ class OutboundMessage(Base):
     )
     recipient: Mapped[str] = mapped_column(String(320))
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # rendered message
     # Essential mail (confirmations, offers, answers) still goes to unsubscribed people;
     # non-essential mail (reminders, follow-ups, nudges) does not.
     essential: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -332,6 +334,50 @@ class OutboundMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = _ts()
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The rendered message lives in a table of its own: every claim and result updates this
+    # row, and with ~17 KB of bytes inline each of those updates rewrote the whole message.
+    body: Mapped[OutboundBody | None] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @hybrid_property
+    def raw(self) -> bytes | None:
+        """The rendered message (None once purged); loads the body row on first use."""
+        body = self.body
+        return body.raw if body is not None else None
+
+    @raw.inplace.setter
+    def _raw_setter(self, value: bytes | None) -> None:
+        if value is None:
+            # Purging drops the row: the bytes are gone, not just blanked.
+            self.body = None
+        elif self.body is None:
+            self.body = OutboundBody(raw=value)
+        else:
+            self.body.raw = value
+
+    @raw.inplace.expression
+    @classmethod
+    def _raw_expression(cls) -> ColumnElement[bytes | None]:
+        # For filters such as `OutboundMessage.raw.is_not(None)`; prefer a join on
+        # OutboundBody when reading many rows' bytes.
+        return (
+            select(OutboundBody.raw)
+            .where(OutboundBody.outbound_id == cls.id)
+            .correlate_except(OutboundBody)
+            .scalar_subquery()
+        )
+
+
+class OutboundBody(Base):
+    """The bytes of one rendered outbound message (see OutboundMessage.body)."""
+
+    __tablename__ = "outbound_bodies"
+
+    outbound_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class AuditEntry(Base):

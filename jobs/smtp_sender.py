@@ -8,7 +8,8 @@ server's reply code; what that means for the row is decided in workflows.sending
 Database work runs on one thread of its own, so the commit that records mail N overlaps with
 transmitting mail N+1; only N+1's final "." (the moment the server accepts it) waits for
 that commit. That keeps the guarantee of at most one duplicate after a crash while the
-sender does not sit idle during every commit.
+sender does not sit idle during every commit. The database thread keeps one connection of
+its own, and (without a rate limit) claims the next batch halfway through the current one.
 
 Logs one line per mail: outbox id, kind, the recipient's domain only and the result. Never
 message bodies, full addresses or passwords.
@@ -25,13 +26,14 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import transaction
@@ -46,11 +48,12 @@ from workflows.sending import (
     has_due,
     mark_failed,
     mark_retry,
-    record_accepted,
+    record_accepted_on,
     settle_accepted,
 )
 
 log = logging.getLogger("rsvpmail.smtp")
+_T = TypeVar("_T")
 
 # Do not start sending a mail whose lease ends within this margin (30 s, or a tenth of a
 # short lease): another worker may take the row over at the end of the lease, and both
@@ -59,7 +62,7 @@ LEASE_SAFETY = timedelta(seconds=30)
 _BARE_NEWLINE = re.compile(rb"\r?\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 # Accepted mails are moved from sending to sent (audit rows, follow-ups) in groups this big.
-SETTLE_EVERY = 10
+SETTLE_EVERY = 25
 
 
 class Outcome(Enum):
@@ -360,7 +363,7 @@ class _Sender:
         on_accepted: Callable[[ClaimedMail], None] | None,
     ) -> None:
         smtp = settings.smtp
-        self.factory = factory
+        self.own = _OwnConnection(factory)
         self.worker = worker
         self.on_accepted = on_accepted
         self.batch_size = max(1, smtp.batch_size)
@@ -380,26 +383,44 @@ class _Sender:
         self, max_messages: int | None, progress: Progress | None, sleep: Callable[[float], None]
     ) -> None:
         left = max_messages
+        upcoming: Future[list[ClaimedMail] | None] | None = None
         while left is None or left > 0:
-            wanted = self.batch_size if left is None else min(self.batch_size, left)
-            claimed = self.database.submit(self._claim, wanted).result()
+            if upcoming is None:
+                upcoming = self._submit(self._claim, self._wanted(left))
+            claimed, upcoming = upcoming.result(), None
             if claimed is None:  # the rate limit says wait; something is due
-                sleep(self.database.submit(self._wait_for_token).result())
+                sleep(self._submit(self._wait_for_token).result())
                 continue
             if not claimed:
                 return
             if left is not None:
                 left -= len(claimed)
             try:
-                self._deliver_batch(claimed, progress)
+                upcoming = self._deliver_batch(claimed, progress, self._wanted(left))
             finally:
-                self.last_result = self.database.submit(self._settle)
+                self.last_result = self._submit(self._settle)
                 self.unsettled = 0
+
+    def _submit(self, task: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run `task` on the database thread; a failure drops its connection."""
+        return self.database.submit(self._guarded, task, *args)
+
+    def _guarded(self, task: Callable[..., _T], *args: Any) -> _T:
+        try:
+            return task(*args)
+        except BaseException:
+            self.own.drop()  # the next transaction starts on a fresh connection
+            raise
+
+    def _wanted(self, left: int | None) -> int:
+        return self.batch_size if left is None else min(self.batch_size, left)
 
     def close(self) -> None:
         try:
             self._wait_for_last_result()
         finally:
+            with contextlib.suppress(Exception):  # closing; the result above is what counts
+                self.database.submit(self.own.drop).result()
             self.database.shutdown(wait=True)
             self.connection.close()
             if self.sent_folder is not None:
@@ -410,10 +431,10 @@ class _Sender:
         """Claim up to `wanted` rows within the rate limit; None: wait for a token."""
         granted = self._take_tokens(wanted)
         if granted == 0:
-            with self.factory() as db:
+            with self.own.sessions()() as db:
                 return None if has_due(db) else []
         claimed = claim_due(
-            self.factory, self.worker, granted, lease=self.lease, policy=self.policy
+            self.own.sessions(), self.worker, granted, lease=self.lease, policy=self.policy
         )
         self._give_back(granted - len(claimed))
         return claimed
@@ -421,32 +442,64 @@ class _Sender:
     def _take_tokens(self, wanted: int) -> int:
         if self.per_minute <= 0:
             return wanted
-        with transaction(self.factory) as db:
+        with transaction(self.own.sessions()) as db:
             return take_tokens(db, self.bucket, self.per_minute, wanted)
 
     def _give_back(self, unused: int) -> None:
         if self.per_minute > 0 and unused > 0:
-            with transaction(self.factory) as db:
+            with transaction(self.own.sessions()) as db:
                 return_tokens(db, self.bucket, self.per_minute, unused)
 
     def _wait_for_token(self) -> float:
-        with self.factory() as db:
+        with self.own.sessions()() as db:
             # A floor keeps workers from hammering the bucket row; a cap keeps them lively.
             return min(5.0, max(0.05, seconds_until_token(db, self.bucket, self.per_minute)))
 
     # ------------------------------------------------------------ main thread: SMTP
-    def _deliver_batch(self, claimed: list[ClaimedMail], progress: Progress | None) -> None:
-        for position, mail in enumerate(claimed):
-            try:
-                outcome = self._deliver(mail)
-            except SmtpConfigError:
-                # Nothing will go out; hand the rest back (they count as an attempt).
-                refused = SendResult(Outcome.RETRY, "SMTP settings refused")
-                for rest in claimed[position:]:
-                    self._submit_result(rest, refused)
-                raise
-            if progress is not None:
-                progress(mail, outcome)
+    def _deliver_batch(
+        self, claimed: list[ClaimedMail], progress: Progress | None, next_wanted: int
+    ) -> Future[list[ClaimedMail] | None] | None:
+        """Send a claimed batch; returns the claim of the next one if it was started.
+
+        Without a rate limit the next batch is claimed halfway through this one, so the
+        database thread does that while mails are transmitted instead of the sender
+        waiting for it at the end of every batch.
+        """
+        upcoming: Future[list[ClaimedMail] | None] | None = None
+        prefetch_at = len(claimed) // 2 if self.per_minute <= 0 and next_wanted > 0 else -1
+        try:
+            for position, mail in enumerate(claimed):
+                if position == prefetch_at:
+                    upcoming = self._submit(self._claim, next_wanted)
+                try:
+                    outcome = self._deliver(mail)
+                except SmtpConfigError:
+                    # Nothing will go out; hand the rest back (they count as an attempt).
+                    refused = SendResult(Outcome.RETRY, "SMTP settings refused")
+                    for rest in claimed[position:]:
+                        self._submit_result(rest, refused)
+                    self._hand_back(upcoming, refused)
+                    upcoming = None
+                    raise
+                if progress is not None:
+                    progress(mail, outcome)
+        except BaseException:
+            if upcoming is not None:
+                # Stopping: the next batch stays claimed until its lease ends, as any
+                # claimed mail does when its worker stops.
+                upcoming.cancel()
+            raise
+        return upcoming
+
+    def _hand_back(
+        self, upcoming: Future[list[ClaimedMail] | None] | None, result: SendResult
+    ) -> None:
+        """Return an already claimed next batch, like the rest of the current one."""
+        if upcoming is None:
+            return
+        with contextlib.suppress(Exception):  # the original error is what matters
+            for mail in upcoming.result() or []:
+                self._submit_result(mail, result)
 
     def _deliver(self, mail: ClaimedMail) -> Outcome:
         if mail.lease_until - self.safety < now():
@@ -489,18 +542,18 @@ class _Sender:
             raise RecordingFailed(f"could not record a result in the database: {exc}") from exc
 
     def _submit_result(self, mail: ClaimedMail, result: SendResult) -> None:
-        self.last_result = self.database.submit(self._record, mail, result)
+        self.last_result = self._submit(self._record, mail, result)
         if result.outcome is Outcome.SENT:
             self.unsettled += 1
         if self.unsettled >= SETTLE_EVERY:
             # Settling in small groups lets the database thread do it while the next mails
             # are transmitted, instead of making the whole batch wait at its end.
-            self.database.submit(self._settle)
+            self._submit(self._settle)
             self.unsettled = 0
 
     # ---------------------------------------------------- database thread: results
     def _settle(self) -> None:
-        with transaction(self.factory) as db:
+        with transaction(self.own.sessions()) as db:
             settle_accepted(db, self.worker)
 
     def _record(self, mail: ClaimedMail, result: SendResult) -> None:
@@ -510,16 +563,19 @@ class _Sender:
         rest for the whole batch.
         """
         worker, report = self.worker, self.report
-        with transaction(self.factory) as db:
-            if result.outcome is Outcome.SENT:
-                recorded = record_accepted(db, mail.id, worker)
-                final = OutboundStatus.SENT
-            elif result.outcome is Outcome.RETRY:
-                status = mark_retry(db, mail.id, worker, result.detail, policy=self.policy)
-                recorded, final = status is not None, status or OutboundStatus.PENDING
-            else:
-                recorded = mark_failed(db, mail.id, worker, result.detail)
-                final = OutboundStatus.FAILED
+        if result.outcome is Outcome.SENT:
+            # The commit every mail waits for: a bare connection, no Session to set up.
+            with self.own.begin() as connection:
+                recorded = record_accepted_on(connection, mail.id, worker)
+            final = OutboundStatus.SENT
+        else:
+            with transaction(self.own.sessions()) as db:
+                if result.outcome is Outcome.RETRY:
+                    status = mark_retry(db, mail.id, worker, result.detail, policy=self.policy)
+                    recorded, final = status is not None, status or OutboundStatus.PENDING
+                else:
+                    recorded = mark_failed(db, mail.id, worker, result.detail)
+                    final = OutboundStatus.FAILED
         label = {
             OutboundStatus.SENT: "sent",
             OutboundStatus.PENDING: "temporary failure, will retry",
@@ -547,3 +603,48 @@ class _Sender:
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2]
+
+
+class _OwnConnection:
+    """The database thread's own connection, kept from one transaction to the next.
+
+    Every mail costs a commit, and checking a connection out of the pool and back in (which
+    rolls back on return) for each took about as long as the commit itself. Used only on
+    the database thread; after any error it is dropped and the next transaction opens a
+    fresh one, so a restarted database costs one failed transaction, as with the pool.
+    """
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        bind = factory.kw.get("bind")
+        self.engine = bind if isinstance(bind, Engine) else None
+        self._connection: Connection | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    def sessions(self) -> sessionmaker[Session]:
+        """Sessions like the factory's, on this connection."""
+        if self.engine is None:
+            return self.factory
+        if self._sessions is None:
+            self._connection = self.engine.connect()
+            options = {**self.factory.kw, "bind": self._connection}
+            self._sessions = sessionmaker(class_=self.factory.class_, **options)
+        return self._sessions
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """The connection in a transaction of its own (committed when the block ends)."""
+        if self.engine is None:
+            with transaction(self.factory) as db:
+                yield db.connection()
+            return
+        self.sessions()
+        assert self._connection is not None
+        with self._connection.begin():
+            yield self._connection
+
+    def drop(self) -> None:
+        connection, self._connection, self._sessions = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it may be what failed
+                connection.close()

@@ -5,6 +5,6 @@ mail_templates/README.md for the template layout, the variables templates see an
 header and calendar choices.
 """
 
-from mail_templates.compose import build_message
+from mail_templates.compose import build_message, build_message_bytes
 
-__all__ = ["build_message"]
+__all__ = ["build_message", "build_message_bytes"]

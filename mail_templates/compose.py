@@ -11,20 +11,29 @@ Structure (what Outlook and Gmail both understand, and what Google Calendar itse
       message/rfc822   original.eml      a forwarded question's original
 
 Pure: reads attributes of the objects passed in, asks the clock for the Date, nothing else.
+
+Two outputs from one composition: `build_message()` gives an EmailMessage (tests, previews),
+`build_message_bytes()` the bytes to store in the outbox. The latter writes the usual shapes
+itself (mail_templates.fastmime) because the email package's header parsing and generator
+took most of the time of queueing a big batch; it produces the very bytes the email package
+would, and falls back to it for anything unusual.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 from db.models import Event, Invitation, Participant, Person
-from mail_templates import headers
+from mail_templates import fastmime, headers
 from mail_templates.calendar import CALENDAR_METHOD, build_calendar, has_calendar
 from mail_templates.context import ORGANISER_KINDS, build_context, mail_language
 from mail_templates.render import render_mail, render_partial
@@ -35,6 +44,19 @@ from workflows.outbox import MailKind
 
 POLICY = headers.SMTP_POLICY
 ICS_FILENAME = "invite.ics"
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """Everything that goes into one mail, before it becomes MIME."""
+
+    lang: str
+    token: str | None  # the invitation's token, where headers and parts carry it
+    headers: tuple[tuple[str, str | Address], ...]  # top-level, in order
+    text: str
+    html: str
+    ics: bytes | None  # the calendar item: an alternative part plus invite.ics
+    attachments: tuple[tuple[str, str, bytes], ...]
 
 
 def build_message(
@@ -51,8 +73,71 @@ def build_message(
     attachments: Sequence[tuple[str, str, bytes]],
 ) -> EmailMessage:
     """Render mail `kind` for `recipient` as a complete message, ready to send."""
+    return _to_email(
+        compose(
+            kind,
+            event=event,
+            person=person,
+            recipient=recipient,
+            participant=participant,
+            invitation=invitation,
+            extra=extra,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            attachments=attachments,
+        )
+    )
+
+
+def build_message_bytes(
+    kind: MailKind,
+    *,
+    event: Event,
+    person: Person | None,
+    recipient: str,
+    participant: Participant | None,
+    invitation: Invitation | None,
+    extra: dict[str, Any],
+    message_id: str,
+    in_reply_to: tuple[str, ...],
+    attachments: Sequence[tuple[str, str, bytes]],
+) -> bytes:
+    """`build_message(...).as_bytes()`, byte for byte, but quick (what the outbox stores)."""
+    mail = compose(
+        kind,
+        event=event,
+        person=person,
+        recipient=recipient,
+        participant=participant,
+        invitation=invitation,
+        extra=extra,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        attachments=attachments,
+    )
+    if mail.attachments:
+        return _to_email(mail).as_bytes()  # rare (forwarded questions): the general path
+    return fastmime.serialize(
+        mail.headers, mail.lang, mail.text, mail.html, mail.ics, token=mail.token
+    )
+
+
+def compose(
+    kind: MailKind,
+    *,
+    event: Event,
+    person: Person | None,
+    recipient: str,
+    participant: Participant | None,
+    invitation: Invitation | None,
+    extra: dict[str, Any],
+    message_id: str,
+    in_reply_to: tuple[str, ...],
+    attachments: Sequence[tuple[str, str, bytes]],
+) -> ComposedMail:
+    """Render the parts and work out every header of mail `kind` for `recipient`."""
     kind = MailKind(kind)
-    cfg = event_config(event)
+    cfg = cached_event_config(event)
     lang = mail_language(kind, event, person)
     for_invitee = kind not in ORGANISER_KINDS
     token = invitation.token if invitation is not None and for_invitee else None
@@ -75,24 +160,25 @@ def build_message(
     templates_dir = _templates_dir(cfg)
     rendered = render_mail(kind.value, lang, context, templates_dir)
 
-    msg = EmailMessage(policy=POLICY)
     sender = headers.sender_mailbox(event.sender)
-    msg["From"] = sender
-    msg["To"] = headers.mailbox(recipient_name, recipient, what=f"recipient of {kind.value}")
-    msg["Reply-To"] = reply_to
-    msg["Subject"] = _subject(rendered.subject, token)
-    msg["Date"] = format_datetime(now())
-    msg["Message-ID"] = message_id
-    _thread(msg, in_reply_to)
-    msg["Auto-Submitted"] = "auto-replied" if in_reply_to else "auto-generated"
-    msg["X-Auto-Response-Suppress"] = headers.AUTO_RESPONSE_SUPPRESS
+    stamp = now()
+    top: list[tuple[str, str | Address]] = [
+        ("From", sender),
+        ("To", headers.mailbox(recipient_name, recipient, what=f"recipient of {kind.value}")),
+        ("Reply-To", reply_to),
+        ("Subject", _subject(rendered.subject, token)),
+        ("Date", format_datetime(stamp)),
+        ("Message-ID", message_id),
+    ]
+    top.extend(_thread(in_reply_to))
+    top.append(("Auto-Submitted", "auto-replied" if in_reply_to else "auto-generated"))
+    top.append(("X-Auto-Response-Suppress", headers.AUTO_RESPONSE_SUPPRESS))
     # Lets mail rules (and the demo's simulated invitees) sort our mail without reading it.
-    msg["X-Rsvpmail-Kind"] = kind.value
+    top.append(("X-Rsvpmail-Kind", kind.value))
     if for_invitee:
-        _unsubscribe(msg, event.reply_address, token, cfg.unsubscribe_url)
+        top.extend(_unsubscribe(event.reply_address, token, cfg.unsubscribe_url))
 
-    msg.set_content(rendered.text, subtype="plain", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    ics = None
     if calendar and token is not None:
         ics = build_calendar(
             kind,
@@ -103,14 +189,53 @@ def build_message(
             attendee_name=recipient_name,
             attendee_address=recipient,
             description=render_partial(f"{lang}/_calendar.txt.j2", context, templates_dir),
-            stamp=now(),
+            stamp=stamp,
         )
-        _add_calendar(msg, ics)
-    for filename, mime_type, data in attachments:
+    return ComposedMail(
+        lang=lang,
+        token=token,
+        headers=tuple(top),
+        text=rendered.text,
+        html=rendered.html,
+        ics=ics,
+        attachments=tuple(attachments),
+    )
+
+
+def _to_email(mail: ComposedMail) -> EmailMessage:
+    """The composed mail as an EmailMessage (the email package does the MIME)."""
+    msg = EmailMessage(policy=POLICY)
+    for name, value in mail.headers:
+        msg[name] = value
+    msg.set_content(mail.text, subtype="plain", cte="quoted-printable")
+    msg.add_alternative(mail.html, subtype="html", cte="quoted-printable")
+    if mail.ics is not None:
+        _add_calendar(msg, mail.ics)
+    for filename, mime_type, data in mail.attachments:
         _attach(msg, filename, mime_type, data)
     # Set last: building the MIME tree moves Content-* headers into the first subpart.
-    msg["Content-Language"] = lang
+    msg["Content-Language"] = mail.lang
     return msg
+
+
+# The validated config of an event, rebuilt from its stored JSON only when that changes:
+# a batch of invitations would otherwise parse and validate it once per mail.
+_config_cache: dict[tuple[str, int, str], EventConfig] = {}
+_config_lock = threading.Lock()
+_CONFIG_CACHE_SIZE = 64
+
+
+def cached_event_config(event: Event) -> EventConfig:
+    """`workflows.events.event_config(event)`, cached on what it is computed from."""
+    key = (event.slug, event.capacity, repr(event.config))
+    cfg = _config_cache.get(key)
+    if cfg is None:
+        cfg = event_config(event)
+        with _config_lock:
+            if len(_config_cache) >= _CONFIG_CACHE_SIZE:
+                _config_cache.clear()
+            _config_cache[key] = cfg
+    return cfg
 
 
 def _recipient_name(kind: MailKind, event: Event, person: Person | None, recipient: str) -> str:
@@ -137,18 +262,21 @@ def _subject(subject: str, token: str | None) -> str:
     return f"{clean} [rsvp:{token}]" if token else clean
 
 
-def _thread(msg: EmailMessage, in_reply_to: tuple[str, ...]) -> None:
+def _thread(in_reply_to: tuple[str, ...]) -> list[tuple[str, str | Address]]:
     parent, references = headers.thread_headers(in_reply_to)
     if parent and references:
-        msg["In-Reply-To"] = parent
-        msg["References"] = references
+        return [("In-Reply-To", parent), ("References", references)]
+    return []
 
 
-def _unsubscribe(msg: EmailMessage, reply_address: str, token: str | None, url: str) -> None:
+def _unsubscribe(
+    reply_address: str, token: str | None, url: str
+) -> list[tuple[str, str | Address]]:
     value, one_click = headers.list_unsubscribe(reply_address, token, url)
-    msg["List-Unsubscribe"] = value
+    found: list[tuple[str, str | Address]] = [("List-Unsubscribe", value)]
     if one_click:
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        found.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return found
 
 
 def _templates_dir(cfg: EventConfig) -> Path | None:

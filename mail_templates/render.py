@@ -141,7 +141,9 @@ def _options(strict: bool) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def _builtin_env(strict: bool) -> Environment:
-    return Environment(loader=FileSystemLoader(BUILTIN_DIR), **_options(strict))
+    # The built-in templates ship with the code and change only with it: no stat() of every
+    # template and include on every render to see whether it changed on disk.
+    return Environment(loader=FileSystemLoader(BUILTIN_DIR), auto_reload=False, **_options(strict))
 
 
 class _RefusingSandbox(SandboxedEnvironment):

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 import pytest
 import time_machine
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from db.models import (
     AuditEntry,
@@ -94,7 +94,9 @@ def _queue(
 
 def _rows(sessions: sessionmaker[Session]) -> dict[int, OutboundMessage]:
     with sessions() as db:
-        return {r.id: r for r in db.scalars(select(OutboundMessage))}
+        # The bytes live in outbound_bodies; load them before the rows leave the session.
+        query = select(OutboundMessage).options(selectinload(OutboundMessage.body))
+        return {r.id: r for r in db.scalars(query)}
 
 
 def _audit(sessions: sessionmaker[Session], outbound_id: int) -> list[tuple[str | None, str, str]]:

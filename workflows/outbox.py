@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from db.models import (
     Event,
     InboundMessage,
     Invitation,
+    OutboundBody,
     OutboundMessage,
     OutboundStatus,
     Participant,
@@ -68,6 +70,12 @@ NON_ESSENTIAL = frozenset(
 )
 
 
+_ON_CONFLICT_INSERT: Mapping[str, Any] = {
+    "sqlite": sqlite.insert,
+    "postgresql": postgresql.insert,
+}
+
+
 def message_id_for(key: str, domain: str) -> str:
     """Deterministic Message-ID: a crash and retry of the same row sends the same ID."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
@@ -95,7 +103,7 @@ def queue_mail(
     """
     if db.scalar(select(OutboundMessage.id).where(OutboundMessage.idempotency_key == key)):
         return None
-    from mail_templates import build_message  # templates import models; keep import light
+    from mail_templates import build_message_bytes  # templates import models; import late
 
     to = (recipient or (person.email if person else "")).lower()
     if not to:
@@ -104,7 +112,7 @@ def queue_mail(
         return None
     domain = event.reply_address.partition("@")[2] or "rsvpmail.invalid"
     message_id = message_id_for(key, domain)
-    message = build_message(
+    raw = build_message_bytes(
         kind,
         event=event,
         person=person,
@@ -116,21 +124,49 @@ def queue_mail(
         in_reply_to=_reply_ids(in_reply_to),
         attachments=attachments,
     )
-    row = OutboundMessage(
-        idempotency_key=key,
-        kind=kind.value,
-        event_id=event.id,
-        person_id=person.id if person else None,
-        recipient=to,
-        message_id=message_id,
-        raw=message.as_bytes(),
-        essential=kind not in NON_ESSENTIAL,
-        in_reply_to_id=in_reply_to.id if in_reply_to else None,
-        status=OutboundStatus.PENDING,
-        next_attempt_at=now(),
+    values = {
+        "idempotency_key": key,
+        "kind": kind.value,
+        "event_id": event.id,
+        "person_id": person.id if person else None,
+        "recipient": to,
+        "message_id": message_id,
+        "essential": kind not in NON_ESSENTIAL,
+        "in_reply_to_id": in_reply_to.id if in_reply_to else None,
+        "status": OutboundStatus.PENDING,
+        "next_attempt_at": now(),
+    }
+    return _insert_once(db, values, raw)
+
+
+def _insert_once(db: Session, values: dict[str, Any], raw: bytes) -> OutboundMessage | None:
+    """Insert the row and its body unless a concurrent worker queued the same key first.
+
+    INSERT … ON CONFLICT DO NOTHING RETURNING on SQLite and PostgreSQL: the loser of a race
+    gets no row back and the caller's transaction goes on. (Two statements per mail instead
+    of a savepoint around a unit-of-work flush, which cost more than rendering the mail.)
+    """
+    dialect = db.get_bind().dialect.name
+    if dialect not in _ON_CONFLICT_INSERT:
+        return _insert_in_savepoint(db, values, raw)
+    statement = (
+        _ON_CONFLICT_INSERT[dialect](OutboundMessage)
+        .on_conflict_do_nothing()
+        .returning(OutboundMessage)
     )
+    row: OutboundMessage | None = db.scalars(statement, [values]).one_or_none()
+    if row is None:
+        return None
+    # A plain INSERT: `row.body` (and so `row.raw`) loads it when someone asks, which the
+    # queueing of a batch never does.
+    db.connection().execute(insert(OutboundBody), {"outbound_id": row.id, "raw": raw})
+    return row
+
+
+def _insert_in_savepoint(db: Session, values: dict[str, Any], raw: bytes) -> OutboundMessage | None:
     # A savepoint, so a concurrent worker that queued the same key first costs us only this
     # insert, not the caller's whole transaction.
+    row = OutboundMessage(**values, raw=raw)
     try:
         with db.begin_nested():
             db.add(row)

@@ -55,7 +55,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from db.models import (
     AuditEntry,
@@ -65,6 +65,7 @@ from db.models import (
     InboundMessage,
     InboundStatus,
     Invitation,
+    OutboundBody,
     OutboundMessage,
     OutboundStatus,
     Participant,
@@ -409,9 +410,11 @@ def _purge_event_raw(db: Session, w: Retention, report: PurgeReport) -> None:
     for row in inbound:
         _purge_inbound_raw(row, report)
     outbound = db.scalars(
-        select(OutboundMessage).where(
+        select(OutboundMessage)
+        .options(selectinload(OutboundMessage.body))  # bytes in one query, not one per row
+        .where(
             OutboundMessage.event_id == w.event_id,
-            OutboundMessage.raw.is_not(None),
+            _has_raw(),
             OutboundMessage.status.in_(
                 (OutboundStatus.SENT, OutboundStatus.FAILED, OutboundStatus.SUPPRESSED)
             ),
@@ -433,6 +436,11 @@ def _purge_inbound_raw(row: InboundMessage, report: PurgeReport) -> None:
     row.raw = None
     row.subject = ""
     row.classification = reading_without_free_text(row.classification)
+
+
+def _has_raw() -> ColumnElement[bool]:
+    """Outbound mail whose rendered bytes are still stored (they live in outbound_bodies)."""
+    return OutboundMessage.body.has(OutboundBody.raw.is_not(None))
 
 
 def _purge_outbound_raw(row: OutboundMessage, copies: list[ServerCopy]) -> None:
@@ -899,10 +907,12 @@ def _suppress_mentions_outbound(
 ) -> tuple[int, int]:
     """Organiser notices and forwarded questions that name the person."""
     rows = db.scalars(
-        select(OutboundMessage).where(
+        select(OutboundMessage)
+        .options(selectinload(OutboundMessage.body))  # bytes in one query, not one per row
+        .where(
             OutboundMessage.event_id.in_(sorted(event_ids) or [-1]),
             OutboundMessage.person_id.is_(None),
-            OutboundMessage.raw.is_not(None),
+            _has_raw(),
         )
     ).all()
     changed = suppressed = 0
