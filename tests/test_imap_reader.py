@@ -629,6 +629,10 @@ def test_cli_read_list_show_and_release_quarantined_mail(
 # -- crash safety -----------------------------------------------------------------------
 
 
+# Generous: importing the CLI takes ~3 s on a busy 2-core machine.
+READER_STARTUP_SECONDS = 8.0
+
+
 def _start_reader(database_url: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -668,6 +672,7 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
     kill_times = sorted([rng.uniform(0.5, 3.0), rng.uniform(3.0, 20.0), rng.uniform(3.0, 40.0)])
     recorded_at_kill: list[int] = []
     reader = _start_reader(database_url, config, log)
+    restarted = time.monotonic()
     feeding = threading.Thread(target=appender, daemon=True)
     feeding.start()
     started = time.monotonic()
@@ -678,9 +683,13 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
             reader.wait(10)
             recorded_at_kill.append(_count_rows(sessions))
             reader = _start_reader(database_url, config, log)
+            restarted = time.monotonic()
         feeding.join(120)
         assert not feeding.is_alive()
         _wait_until_all_filed(mailstack, imap, sessions, total, timeout=300)
+        # When the last kill came after everything was filed, the new reader may still be
+        # importing, before its SIGTERM handler exists; give it the start-up time first.
+        time.sleep(max(0.0, restarted + READER_STARTUP_SECONDS - time.monotonic()))
     finally:
         reader.send_signal(signal.SIGTERM)
         code: int | None
