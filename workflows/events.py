@@ -1,10 +1,19 @@
-"""Creating and updating events from their config, and looking them up."""
+"""Creating and updating events from their config, and looking them up.
+
+Capacity is the one setting that has a command of its own (`rsvpmail capacity`). Loading the
+config again (to fix a typo, say) must not silently undo such a change, so a load keeps the
+event's capacity unless the file's capacity itself changed since it was last loaded, or the
+caller asks for the file's value (`rsvpmail event load --capacity-from-file`). A capacity the
+load does change goes through the same rule as the command: raising offers seats to the
+waitlist, lowering removes nobody, and the change is audited.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,18 +22,59 @@ from db.models import Event, EventSession
 from workflows.errors import NotFound, RsvpError
 from workflows.event_config import EventConfig, parse_event_config
 
+if TYPE_CHECKING:
+    from workflows.registration import CapacityChange
 
-def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
-    """Create the event or bring it in line with `cfg`. Idempotent; returns (event, created).
+
+@dataclass(frozen=True)
+class EventLoad:
+    """What loading a config did; `capacity_kept` means the file's capacity was not applied."""
+
+    event: Event
+    created: bool
+    file_capacity: int
+    capacity_kept: bool = False  # the event keeps a capacity set with `rsvpmail capacity`
+    capacity_change: CapacityChange | None = None  # the file's capacity, applied now
+
+
+def load_event(
+    db: Session, cfg: EventConfig, *, capacity_from_file: bool = False, actor: str = "organiser"
+) -> EventLoad:
+    """Create the event or bring it in line with `cfg`; idempotent. The caller commits.
 
     A session that is removed from the config but already chosen by someone is kept, since
     dropping it would silently change people's registrations; the organiser is told instead.
+    The capacity follows the rule in the module docstring; `actor` is audited when it changes.
     """
     event = db.scalar(select(Event).where(Event.slug == cfg.slug))
     created = event is None
     if event is None:
-        event = Event(slug=cfg.slug)
+        event = Event(slug=cfg.slug, capacity=cfg.capacity, config={})
         db.add(event)
+    last_loaded = event.config.get("capacity")
+    _apply_settings(event, cfg)
+    db.flush()
+    _sync_sessions(db, event, cfg)
+    if event.capacity == cfg.capacity:
+        return EventLoad(event, created, file_capacity=cfg.capacity)
+    if not capacity_from_file and last_loaded == cfg.capacity:
+        return EventLoad(event, created, file_capacity=cfg.capacity, capacity_kept=True)
+    # Imported here: registration's rules import this module (event_config).
+    from workflows.registration import change_capacity
+
+    # After the settings and sessions: offers made by a raise are rendered from them.
+    change = change_capacity(db, event, cfg.capacity, actor=actor)
+    return EventLoad(event, created, file_capacity=cfg.capacity, capacity_change=change)
+
+
+def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
+    """`load_event` with its defaults, for callers that only need (event, created)."""
+    loaded = load_event(db, cfg)
+    return loaded.event, loaded.created
+
+
+def _apply_settings(event: Event, cfg: EventConfig) -> None:
+    """Everything from the config except the capacity (see `load_event`)."""
     event.title = cfg.title
     event.organiser = cfg.organiser
     event.timezone = cfg.timezone
@@ -32,7 +82,6 @@ def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
     event.ends_at = cfg.ends_at
     event.venue = cfg.venue
     event.address = cfg.address
-    event.capacity = cfg.capacity
     event.registration_deadline = cfg.registration_deadline
     event.language = cfg.language
     event.reply_address = cfg.reply_address.lower()
@@ -42,10 +91,8 @@ def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:
     event.offer_expiry_hours = cfg.offer_expiry_hours
     event.no_offers_within_hours = cfg.no_offers_within_hours
     event.late_policy = cfg.late_policy
+    # Holds the file's capacity as loaded: how the next load tells whether the file changed.
     event.config = config_to_json(cfg)
-    db.flush()
-    _sync_sessions(db, event, cfg)
-    return event, created
 
 
 def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:

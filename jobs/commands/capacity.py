@@ -7,7 +7,7 @@ import typer
 from jobs.commands.common import app_context, console
 from jobs.commands.registry import friendly_errors
 from workflows.events import get_event
-from workflows.registration import change_capacity
+from workflows.registration import CapacityChange, change_capacity
 
 
 def register(app: typer.Typer) -> None:
@@ -26,17 +26,24 @@ def capacity(
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         change = change_capacity(db, get_event(db, event), new_capacity, actor=actor)
-    console.print(f"capacity of {event}: {change.old} → {change.new}")
+    for line in capacity_change_lines(event, change):
+        console.print(line)
+
+
+def capacity_change_lines(event: str, change: CapacityChange) -> list[str]:
+    """What a capacity change did, in words (also printed by `rsvpmail event load`)."""
+    lines = [f"capacity of {event}: {change.old} → {change.new}"]
     if change.offered:
-        console.print(f"{change.offered} seat(s) offered to the waitlist")
-    console.print(f"seats free: {change.seats_left}; waiting: {change.waiting}")
+        lines.append(f"{change.offered} seat(s) offered to the waitlist")
+    lines.append(f"seats free: {change.seats_left}; waiting: {change.waiting}")
     if change.registered_over_capacity:
-        console.print(
+        lines.append(
             f"{change.registered_over_capacity} more registered than the new capacity: "
             "nobody is removed; new registrations wait until seats free up"
         )
     if change.new > change.old and not change.offered and change.waiting:
-        console.print(
+        lines.append(
             "no offers were made (after the deadline, too close to the start, or the first "
             "waiting party does not fit)"
         )
+    return lines

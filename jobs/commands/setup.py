@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from db.engine import current_revision, head_revision, upgrade
+from jobs.commands.capacity import capacity_change_lines
 from jobs.commands.common import app_context, console
 from jobs.commands.registry import UserError, friendly_errors
 from workflows.event_config import ConfigError, load_event_config
-from workflows.events import apply_event_config, get_event
+from workflows.events import get_event, load_event
 from workflows.invitees import import_invitees, parse_invitee_csv
 
 db_app = typer.Typer(help="Database schema: create and migrate.", no_args_is_help=True)
@@ -49,8 +50,18 @@ def event_load(
     file: Path = typer.Argument(
         ..., help="The event's TOML file, e.g. events/leren-van-rotterdam-zuid.toml"
     ),
+    capacity_from_file: bool = typer.Option(
+        False,
+        "--capacity-from-file",
+        help="Set the capacity to the file's, even when `rsvpmail capacity` changed it since",
+    ),
+    actor: str = typer.Option("organiser", "--by", help="Who made the change (for the audit)"),
 ) -> None:
-    """Create the event described in FILE, or update it (idempotent)."""
+    """Create the event described in FILE, or update it (idempotent).
+
+    A capacity changed with `rsvpmail capacity` is kept unless the file's capacity changed
+    since the last load, or --capacity-from-file is given.
+    """
     try:
         cfg = load_event_config(file)
     except ConfigError as exc:
@@ -59,9 +70,19 @@ def event_load(
         ) from None
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
-        event, created = apply_event_config(db, cfg)
-        slug = event.slug
-    console.print(f"{'created' if created else 'updated'} event {slug}: {cfg.title}")
+        loaded = load_event(db, cfg, capacity_from_file=capacity_from_file, actor=actor)
+        slug = loaded.event.slug
+        capacity = loaded.event.capacity
+    console.print(f"{'created' if loaded.created else 'updated'} event {slug}: {cfg.title}")
+    if loaded.capacity_kept:
+        console.print(
+            f"capacity stays {capacity}, as set with `rsvpmail capacity` (the file says "
+            f"{loaded.file_capacity}, unchanged since the last load); to use the file's, "
+            "load again with --capacity-from-file"
+        )
+    if loaded.capacity_change is not None:
+        for line in capacity_change_lines(slug, loaded.capacity_change):
+            console.print(line)
 
 
 @invitees_app.command("import")

@@ -1,0 +1,160 @@
+"""Loading an event's config again never silently undoes `rsvpmail capacity`.
+
+The organiser raises the capacity with the command, later reloads the TOML to fix a typo: the
+command's capacity stays and the load says so. The file's capacity wins when it changed since
+the last load, or with --capacity-from-file; such a change follows the capacity rule (raising
+offers seats to the waitlist, lowering removes nobody) and is audited. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from db.models import AuditEntry, Participant
+from db.models import ParticipantStatus as P
+from jobs.commands import capacity, setup
+from jobs.commands.common import install_root_options
+from tests.conftest import EVENT_TOML
+from tests.factories import event_config
+from tests.mailfactory import ManualClock, World, installed_clock
+from workflows.events import load_event
+from workflows.registration import change_capacity
+from workflows.understanding import ReplyKind
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    with installed_clock() as c:
+        yield c
+
+
+def registered_and_waiting(w: World, registered: int, waiting: int) -> list[Participant]:
+    """Everyone says yes: the first `registered` get a seat, the rest wait (returned)."""
+    people = [w.invitee() for _ in range(registered + waiting)]
+    for p in people:
+        w.tell(p, ReplyKind.ACCEPT, session="wonen")
+    assert w.statuses(*people[:registered]) == [P.REGISTERED] * registered
+    return people[registered:]
+
+
+def capacity_audits(db: Session) -> list[tuple[str, str, str | None]]:
+    rows = db.scalars(
+        select(AuditEntry).where(AuditEntry.machine == "event").order_by(AuditEntry.id)
+    )
+    return [(e.actor, e.new_status, e.old_status) for e in rows]
+
+
+def test_reload_keeps_the_capacity_set_by_command(db: Session, clock: ManualClock) -> None:
+    w = World(db, clock, capacity=2)
+    waiting = registered_and_waiting(w, 2, 2)
+    change_capacity(db, w.event, 4, actor="organiser")
+    db.commit()
+    assert w.statuses(*waiting) == [P.OFFERED, P.OFFERED]
+
+    loaded = load_event(db, event_config(capacity=2, title="Leren van Rotterdam-Zuid"))
+    db.commit()
+
+    assert loaded.capacity_kept and loaded.capacity_change is None
+    assert (loaded.event.capacity, loaded.file_capacity) == (4, 2)
+    assert loaded.event.title == "Leren van Rotterdam-Zuid"  # the rest of the file is applied
+    assert w.statuses(*waiting) == [P.OFFERED, P.OFFERED]
+    assert len(capacity_audits(db)) == 1  # only the command's change
+
+
+def test_a_changed_file_capacity_is_applied_and_offers_seats(
+    db: Session, clock: ManualClock
+) -> None:
+    w = World(db, clock, capacity=2)
+    waiting = registered_and_waiting(w, 2, 3)
+    change_capacity(db, w.event, 3, actor="organiser")
+    db.commit()
+    assert w.statuses(*waiting) == [P.OFFERED, P.WAITLISTED, P.WAITLISTED]
+
+    # The organiser edited the file's capacity (2 → 5) since it was last loaded.
+    loaded = load_event(db, event_config(capacity=5), actor="ops@bzk.example")
+    db.commit()
+
+    assert not loaded.capacity_kept and loaded.capacity_change is not None
+    assert (loaded.capacity_change.old, loaded.capacity_change.new) == (3, 5)
+    assert loaded.capacity_change.offered == 2
+    assert w.statuses(*waiting) == [P.OFFERED, P.OFFERED, P.OFFERED]
+    assert capacity_audits(db)[-1] == ("ops@bzk.example", "capacity=5", "capacity=3")
+
+    # Loading the same file again changes nothing more.
+    again = load_event(db, event_config(capacity=5))
+    db.commit()
+    assert again.capacity_change is None and not again.capacity_kept
+    assert len(capacity_audits(db)) == 2
+
+
+def test_capacity_from_file_lowers_without_unregistering_anyone(
+    db: Session, clock: ManualClock
+) -> None:
+    w = World(db, clock, capacity=3)
+    registered = [w.invitee() for _ in range(3)]
+    for p in registered:
+        w.tell(p, ReplyKind.ACCEPT, session="wonen")
+    change_capacity(db, w.event, 6, actor="organiser")
+    db.commit()
+
+    loaded = load_event(db, event_config(capacity=3), capacity_from_file=True)
+    db.commit()
+    assert loaded.capacity_change is not None and loaded.event.capacity == 3
+    assert w.statuses(*registered) == [P.REGISTERED] * 3
+
+    lowered = load_event(db, event_config(capacity=1), capacity_from_file=True)
+    db.commit()
+    assert lowered.capacity_change is not None
+    assert lowered.capacity_change.registered_over_capacity == 2
+    assert w.statuses(*registered) == [P.REGISTERED] * 3
+    newcomer = w.invitee()
+    w.tell(newcomer, ReplyKind.ACCEPT, session="wonen")
+    assert w.status(newcomer) is P.WAITLISTED
+
+
+def test_event_load_command_says_what_it_did_with_the_capacity(
+    db: Session, clock: ManualClock, database_url: str, tmp_path: Path
+) -> None:
+    app = typer.Typer()  # only the commands under test
+    install_root_options(app)
+    setup.register(app)
+    capacity.register(app)
+
+    def rsvpmail(*args: str) -> str:
+        result = CliRunner().invoke(app, ["--database-url", database_url, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    toml = tmp_path / "event.toml"
+    text = EVENT_TOML.read_text(encoding="utf-8")
+    assert "capacity = 40" in text
+    toml.write_text(text, encoding="utf-8")
+    assert "created event" in rsvpmail("event", "load", str(toml))
+    slug = event_config().slug
+    rsvpmail("capacity", slug, "55")
+
+    toml.write_text(text.replace('wethouders in de wijk"', 'wethouders in de wijken"'), "utf-8")
+    out = rsvpmail("event", "load", str(toml))
+    assert "updated event" in out
+    assert "capacity stays 55" in out and "the file says 40" in out
+    assert "--capacity-from-file" in out
+
+    out = rsvpmail("event", "load", str(toml), "--capacity-from-file")
+    assert f"capacity of {slug}: 55 → 40" in out
+
+    toml.write_text(text.replace("capacity = 40", "capacity = 45"), "utf-8")
+    out = rsvpmail("event", "load", str(toml))
+    assert f"capacity of {slug}: 40 → 45" in out
+    db.commit()  # a fresh read transaction
+    assert [new for _actor, new, _old in capacity_audits(db)] == [
+        "capacity=55",
+        "capacity=40",
+        "capacity=45",
+    ]
