@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -141,6 +142,10 @@ class Event(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Hands out waitlist arrival numbers; bumped atomically so order is fair across workers.
     waitlist_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    # When the privacy purge last went through the event's rows for each retention period;
+    # later purges skip the event while nothing about it changed since (workflows.privacy).
+    raw_purged_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    personal_purged_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = _ts()
     updated_at: Mapped[datetime] = mapped_column(default=now, onupdate=now)
 
@@ -334,6 +339,10 @@ class OutboundMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = _ts()
     sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set when the purge dropped the bytes of sent mail: a copy may still sit in the Sent
+    # folder. Cleared by housekeeping once the server confirmed it is gone, so a deletion
+    # that failed (server down) is retried on every run until it succeeds.
+    sent_copy_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The rendered message lives in a table of its own: every claim and result updates this
     # row, and with ~17 KB of bytes inline each of those updates rewrote the whole message.
     body: Mapped[OutboundBody | None] = relationship(

@@ -8,15 +8,16 @@ network IO inside a transaction):
 
 1. `purge_expired` → `PurgeReport.server_copies` (Message-IDs as they were before any
    anonymisation rewrote them); commit.
-2. Every inbound row whose bytes are gone (`raw IS NULL`) but which still names a
-   `server_folder` is a copy not yet deleted: this run's, and any an earlier run could not
-   delete (server down, connection lost). Those are retried, so a failure here only delays
-   the deletion.
+2. The rows say which copies are not yet deleted: an inbound row whose bytes are gone
+   (`raw IS NULL`) but which still names a `server_folder`, and sent mail marked
+   `sent_copy_pending` (its copy in the Sent folder). That is this run's, any an earlier run
+   could not delete (server down, connection lost), and those of `privacy forget`. They
+   are retried on every run, so a failure here only delays the deletion.
 3. `delete_server_copies`: in each folder we own, UID SEARCH HEADER Message-ID, check the
    exact header (SEARCH matches substrings), STORE \\Deleted, UID EXPUNGE (plain EXPUNGE
    without UIDPLUS).
-4. A second small transaction clears `server_folder` of the rows handled: the copy is
-   nowhere any more.
+4. A second small transaction clears `server_folder` and `sent_copy_pending` of the rows
+   handled: the copy is nowhere any more.
 
 A message without a usable Message-ID got a synthetic one from the reader: the SHA-256 of
 the bytes it fetched (``<hex>@rsvpmail.invalid``, `workflows.inbound.synthetic_message_id`).
@@ -41,7 +42,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import transaction
-from db.models import InboundMessage
+from db.models import InboundMessage, OutboundMessage
 from jobs.imap_reader import ImapCommandError, connect
 from jobs.settings import ImapSettings
 from workflows.inbound import read_envelope, synthetic_message_id
@@ -88,7 +89,7 @@ def owned_folders(settings: ImapSettings) -> list[str]:
 
 def searchable(message_id: str) -> bool:
     value = message_id.strip()
-    return bool(value) and value.isascii() and not any(c in value for c in "\r\n\x00\"\\")
+    return bool(value) and value.isascii() and not any(c in value for c in '\r\n\x00"\\')
 
 
 def is_synthetic(message_id: str) -> bool:
@@ -241,26 +242,56 @@ def _check(typ: str, data: object, what: str) -> None:
 
 @dataclass(frozen=True)
 class _Pending:
-    row_ids: tuple[int, ...]
+    inbound_ids: tuple[int, ...]  # rows whose `server_folder` is cleared once deleted
+    outbound_ids: tuple[int, ...]  # rows whose `sent_copy_pending` is cleared once deleted
     message_ids: tuple[str, ...]
     folders: tuple[str, ...]
 
 
 def _pending_copies(db: Session, report: PurgeReport) -> _Pending:
     """This purge's server copies plus earlier ones whose deletion never completed."""
-    rows = db.execute(
+    inbound = db.execute(
         select(InboundMessage.id, InboundMessage.message_id, InboundMessage.server_folder).where(
             InboundMessage.raw.is_(None), InboundMessage.server_folder.is_not(None)
         )
     ).all()
-    message_ids = [c.message_id for c in report.server_copies] + [r.message_id for r in rows]
+    outbound = db.execute(
+        select(OutboundMessage.id, OutboundMessage.message_id).where(
+            OutboundMessage.sent_copy_pending.is_(True)
+        )
+    ).all()
+    message_ids = [c.message_id for c in report.server_copies]
+    message_ids += [r.message_id for r in inbound] + [r.message_id for r in outbound]
     folders = [c.folder for c in report.server_copies if c.folder]
-    folders += [r.server_folder for r in rows if r.server_folder]
+    folders += [r.server_folder for r in inbound if r.server_folder]
     return _Pending(
-        row_ids=tuple(r.id for r in rows),
+        inbound_ids=tuple(r.id for r in inbound),
+        outbound_ids=tuple(r.id for r in outbound),
         message_ids=tuple(dict.fromkeys(message_ids)),
         folders=tuple(dict.fromkeys(folders)),
     )
+
+
+def _mark_deleted(factory: sessionmaker[Session], pending: _Pending) -> None:
+    """The server confirmed: these copies are nowhere any more."""
+    with transaction(factory) as db:
+        for chunk in _chunks(pending.inbound_ids):
+            db.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id.in_(chunk), InboundMessage.raw.is_(None))
+                .values(server_folder=None)
+            )
+        for chunk in _chunks(pending.outbound_ids):
+            db.execute(
+                update(OutboundMessage)
+                .where(OutboundMessage.id.in_(chunk))
+                .values(sent_copy_pending=False)
+            )
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> list[Sequence[int]]:
+    # Bounded IN lists: SQLite limits the number of parameters in one statement.
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def housekeeping(factory: sessionmaker[Session], settings: ImapSettings) -> dict[str, object]:
@@ -291,14 +322,7 @@ def housekeeping(factory: sessionmaker[Session], settings: ImapSettings) -> dict
         )  # fmt: skip
         result["server_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return result
-    with transaction(factory) as db:
-        for start in range(0, len(pending.row_ids), 500):
-            chunk = pending.row_ids[start : start + 500]
-            db.execute(
-                update(InboundMessage)
-                .where(InboundMessage.id.in_(chunk), InboundMessage.raw.is_(None))
-                .values(server_folder=None)
-            )
+    _mark_deleted(factory, pending)
     result.update(deletion.as_dict())
     return result
 

@@ -24,6 +24,7 @@ from tests.factories import event_config, invite
 from tests.mailfactory import START, ManualClock, installed_clock, reply
 from workflows.events import apply_event_config
 from workflows.invitations import queue_invitations
+from workflows.privacy import forget_person
 from workflows.transitions import transition
 
 pytestmark = pytest.mark.integration
@@ -184,24 +185,34 @@ def test_a_failed_deletion_is_retried_at_the_next_run(
     imap: ImapSettings,
     clock: ManualClock,
 ) -> None:
-    set_up_mail(sessions, fresh_mailstack, imap)
+    first_sent, later_sent = set_up_mail(sessions, fresh_mailstack, imap)
     before = counts(fresh_mailstack, imap)
     clock.set(datetime(2023, 3, 10, 12, 0, tzinfo=UTC))
     unreachable = replace(imap, port=1, timeout=2)  # nothing listens there
-    failed = housekeeping(sessions, unreachable)
-    assert "server_error" in failed
-    assert failed["purge_changes"]  # the purge itself is committed
+    for _run in range(2):  # the server stays down for two runs
+        failed = housekeeping(sessions, unreachable)
+        assert "server_error" in failed
+        assert failed["server_copies"] == len(inbound_ids(sessions, purged=True)) + len(first_sent)
     purged = inbound_ids(sessions, purged=True)
     assert purged and counts(fresh_mailstack, imap) == before  # nothing deleted yet
-    # The next run finds the inbound copies again by their rows (`server_folder` is only
-    # cleared once the server confirmed). Copies in Sent have no such marker (no column for
-    # it on outbound rows): they are deleted only by the run whose purge listed them.
+    with sessions() as db:
+        marked = db.scalars(
+            select(OutboundMessage.message_id).where(OutboundMessage.sent_copy_pending)
+        ).all()
+    assert sorted(marked) == sorted(first_sent)
+    # The next run finds every copy again by its row: inbound rows keep `server_folder` and
+    # sent mail `sent_copy_pending` until the server confirmed the deletion.
     result = housekeeping(sessions, imap)
     assert "server_error" not in result
-    assert result["deleted"] == len(purged)
-    assert not set(on_server(fresh_mailstack, imap)) & purged
+    assert result["deleted"] == len(purged) + len(first_sent)
+    assert result["not_found"] == 0
+    remaining = on_server(fresh_mailstack, imap)
+    assert not set(remaining) & (purged | set(first_sent))
+    assert set(later_sent) <= set(remaining)
     after = counts(fresh_mailstack, imap)
-    assert sum(before.values()) - sum(after.values()) == len(purged)
+    assert sum(before.values()) - sum(after.values()) == len(purged) + len(first_sent)
+    again = housekeeping(sessions, imap)
+    assert again["server_copies"] == 0
 
 
 def test_search_matches_the_whole_message_id_only(
@@ -223,3 +234,27 @@ def test_search_matches_the_whole_message_id_only(
     assert sorted(message_ids_in(fresh_mailstack, "Processed")) == [lookalike]
     assert len(message_ids_in(fresh_mailstack, "Elsewhere")) == 3
     assert "Review" in report.missing_folders  # never created here: skipped, not an error
+
+
+def test_copies_of_a_forgotten_person_go_at_the_next_housekeeping(
+    sessions: sessionmaker[Session],
+    fresh_mailstack: MailStack,
+    imap: ImapSettings,
+    clock: ManualClock,
+) -> None:
+    """`privacy forget` does no network IO; its rows tell housekeeping what to delete."""
+    _first_sent, later_sent = set_up_mail(sessions, fresh_mailstack, imap)
+    before = on_server(fresh_mailstack, imap)
+    with sessions() as db, db.begin():
+        report = forget_person(db, "wethouder@gemeente-c.example", actor="test")
+    forgotten = {copy.message_id for copy in report.server_copies}
+    # Their invitation in Sent and their reply in Processed; nothing of the other event.
+    assert len(forgotten) == 2 and set(later_sent) & forgotten
+    assert forgotten <= set(before)
+
+    result = housekeeping(sessions, imap)  # retention of neither event has passed
+
+    assert result["purge_changes"] == 0
+    assert result["deleted"] == 2
+    assert sorted(on_server(fresh_mailstack, imap)) == sorted(set(before) - forgotten)
+    assert housekeeping(sessions, imap)["server_copies"] == 0

@@ -94,6 +94,17 @@ def _fill_0001(engine: Engine) -> None:
         )
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
+    from db.engine import alembic_config
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def test_upgrade_from_0001_keeps_every_byte(blank_engine: Engine) -> None:
     upgrade(blank_engine, "0001")
     _fill_0001(blank_engine)
@@ -142,14 +153,7 @@ def test_downgrade_to_0001_puts_the_bytes_back(blank_engine: Engine) -> None:
     _fill_0001(blank_engine)
     upgrade(blank_engine)
 
-    from alembic import command
-
-    from db.engine import alembic_config
-
-    cfg = alembic_config(blank_engine.url.render_as_string(hide_password=False))
-    with blank_engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, "0001")
+    downgrade(blank_engine, "0001")
 
     assert current_revision(blank_engine) == "0001"
     assert "outbound_bodies" not in inspect(blank_engine).get_table_names()

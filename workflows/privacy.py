@@ -34,7 +34,16 @@ Decisions worth knowing:
   unsent organiser mail that names them; cancelling is a separate, explicit act.
 - Copies on the mail server (processed folders, the Sent folder) are not touched here:
   workflows do no network IO. `PurgeReport.server_copies` lists what a jobs/ adapter
-  should delete there.
+  should delete there, and the rows say it until that is done: an inbound row keeps its
+  `server_folder`, sent mail gets `sent_copy_pending` (jobs/imap_housekeeping.py clears
+  both once the server confirmed), so a deletion that failed is retried on the next run.
+- The purge runs daily but does not go through an event's rows again once it has: the
+  event remembers when each period was purged (`raw_purged_at`, `personal_purged_at`), and
+  a later run only looks again when something about the event is newer than that — mail
+  that arrived or was resolved, mail queued or sent, an invitation, an audited change (the
+  purge's own audit rows aside) — or mail is still waiting to be sent. Comparisons allow
+  `IN_FLIGHT_MARGIN`, so a row stamped just before a purge but committed after it is
+  still seen.
 
 Nothing here logs a body, a subject, a name or an address: only ids and counts.
 """
@@ -88,6 +97,8 @@ BOUNCE_REASON_REMOVED = "permanent bounce (details removed)"
 TOKEN_PREFIX = "anonymised"  # plus zero-padded id: never matches the token pattern
 AUTO_ANSWER_COUNT_DAYS = 30
 ACTOR = "privacy"
+# Longer than any transaction lasts: rows are stamped when written, not when committed.
+IN_FLIGHT_MARGIN = timedelta(hours=1)
 
 # Looser than a validator on purpose: anything that looks like an address in free text goes.
 _ADDRESS_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
@@ -124,6 +135,7 @@ class PurgeReport:
     events_raw_expired: list[str] = field(default_factory=list)
     events_personal_expired: list[str] = field(default_factory=list)
     events_skipped: list[str] = field(default_factory=list)  # config unreadable; with why
+    events_up_to_date: list[str] = field(default_factory=list)  # purged, nothing new since
     inbound_raw_purged: int = 0
     unresolved_raw_purged: int = 0  # still received/review/quarantined when purged
     outbound_raw_purged: int = 0
@@ -158,6 +170,10 @@ class PurgeReport:
             f"events past raw-message retention: {_names(self.events_raw_expired)}",
             f"events past personal-data retention: {_names(self.events_personal_expired)}",
         ]
+        if self.events_up_to_date:
+            out.append(
+                f"already purged, nothing new since: {_names(sorted(set(self.events_up_to_date)))}"
+            )
         out += [f"skipped event {why}" for why in self.events_skipped]
         counts = (
             ("inbound messages: raw bytes purged", self.inbound_raw_purged),
@@ -207,7 +223,8 @@ class ForgetReport:
             f"audit entries scrubbed: {self.audit_entries_scrubbed}",
             f"loop-brake counters deleted: {self.auto_answer_counts_deleted}",
             f"unsubscriptions kept (anonymous): {self.unsubscriptions_kept}",
-            f"copies that may remain on the mail server: {len(self.server_copies)}",
+            f"copies on the mail server, deleted by the service's next housekeeping: "
+            f"{len(self.server_copies)}",
         ]
 
 
@@ -322,6 +339,8 @@ class Retention:
     ends_at: datetime
     raw_days: int
     personal_days: int
+    raw_purged_at: datetime | None = None
+    personal_purged_at: datetime | None = None
 
     @property
     def raw_until(self) -> datetime:
@@ -342,6 +361,8 @@ def retention_of(event: Event) -> Retention:
         event.ends_at,
         cfg.raw_message_retention_days,
         cfg.personal_data_retention_days,
+        event.raw_purged_at,
+        event.personal_purged_at,
     )
 
 
@@ -357,11 +378,15 @@ def purge_expired(db: Session) -> PurgeReport:
     for w in windows:
         if w.raw_until <= at:
             report.events_raw_expired.append(w.slug)
-            _purge_event_raw(db, w, report)
+            if _pass_due(db, w, w.raw_purged_at, report):
+                _purge_event_raw(db, w, report)
+                db.get_one(Event, w.event_id).raw_purged_at = at
     personal_expired = [w for w in windows if w.personal_until <= at]
     for w in personal_expired:
         report.events_personal_expired.append(w.slug)
-        _anonymise_event(db, w, report)
+        if _pass_due(db, w, w.personal_purged_at, report):
+            _anonymise_event(db, w, report)
+            db.get_one(Event, w.event_id).personal_purged_at = at
     _retain_unmatched_inbound(db, windows, at, report)
     _anonymise_expired_people(db, windows, {w.event_id for w in personal_expired}, report)
     report.auto_answer_counts_deleted += _delete_old_auto_answer_counts(db, at.date())
@@ -387,6 +412,44 @@ def _retentions(db: Session, report: PurgeReport) -> list[Retention]:
             report.events_skipped.append(f"{event.slug}: stored config unreadable ({exc})")
             log.warning("privacy purge: event %s skipped, stored config unreadable", event.id)
     return windows
+
+
+def _pass_due(db: Session, w: Retention, done_at: datetime | None, report: PurgeReport) -> bool:
+    """Whether the event's rows need (another) pass: never done, or something new since."""
+    if done_at is None or _changed_since(db, w.event_id, done_at - IN_FLIGHT_MARGIN):
+        return True
+    report.events_up_to_date.append(w.slug)
+    return False
+
+
+def _changed_since(db: Session, event_id: int, since: datetime) -> bool:
+    """Whether any row of the event may hold data the last pass did not see.
+
+    Every change of a status is audited with the event's id, so the audit trail covers
+    registrations, bounces and reviews; the purge's own entries are already scrubbed.
+    Unsent mail counts as new until it is sent (it keeps its bytes meanwhile).
+    """
+    newer = (
+        select(AuditEntry.id).where(
+            AuditEntry.event_id == event_id, AuditEntry.at >= since, AuditEntry.actor != ACTOR
+        ),
+        select(InboundMessage.id).where(
+            _event_inbound_condition(event_id),
+            or_(InboundMessage.received_at >= since, InboundMessage.resolved_at >= since),
+        ),
+        select(OutboundMessage.id).where(
+            OutboundMessage.event_id == event_id,
+            or_(
+                OutboundMessage.created_at >= since,
+                OutboundMessage.sent_at >= since,
+                OutboundMessage.status.in_((OutboundStatus.PENDING, OutboundStatus.SENDING)),
+            ),
+        ),
+        select(Invitation.id).where(
+            Invitation.event_id == event_id, Invitation.created_at >= since
+        ),
+    )
+    return any(db.scalar(query.limit(1)) is not None for query in newer)
 
 
 def _event_invitation_ids(event_id: int) -> Any:
@@ -446,6 +509,8 @@ def _has_raw() -> ColumnElement[bool]:
 def _purge_outbound_raw(row: OutboundMessage, copies: list[ServerCopy]) -> None:
     if row.raw is not None and row.status is OutboundStatus.SENT:
         copies.append(ServerCopy("outbound", None, row.message_id))
+        # Remembered on the row until housekeeping confirms the Sent-folder copy is gone.
+        row.sent_copy_pending = True
     row.raw = None
 
 
