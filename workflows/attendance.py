@@ -95,15 +95,24 @@ def parse_attendance_list(data: bytes, source: str) -> list[ListedEmail]:
 
 
 def _plain_list(lines: list[str], source: str) -> list[ListedEmail]:
+    entries = [
+        (line, f"line {number}", f"{source} line {number}")
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not _is_comment(line)
+    ]
+    return _validated(entries, source)
+
+
+def _validated(entries: Iterable[tuple[str, str, str]], source: str) -> list[ListedEmail]:
+    """(text, where for a problem, where for the list) → addresses; every bad one is
+    reported at once, with where it is, and then nothing is listed."""
     listed, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip() or _is_comment(line):
-            continue
-        address = _address(line)
+    for text, problem_where, where in entries:
+        address = _address(text)
         if address is None:
-            problems.append(f"line {number}: {line.strip()!r} is not an email address")
+            problems.append(f"{problem_where}: {text.strip()!r} is not an email address")
         else:
-            listed.append(ListedEmail(address, f"{source} line {number}"))
+            listed.append(ListedEmail(address, where))
     if problems:
         raise AttendanceError(source, problems)
     return listed
@@ -166,16 +175,11 @@ def _address(text: str) -> str | None:
 
 def listed_from_options(addresses: Iterable[str], option: str) -> list[ListedEmail]:
     """Addresses given on the command line, validated like a file's lines."""
-    listed, problems = [], []
-    for number, text in enumerate(addresses, start=1):
-        address = _address(text)
-        if address is None:
-            problems.append(f"{option} #{number}: {text.strip()!r} is not an email address")
-        else:
-            listed.append(ListedEmail(address, f"{option} #{number}"))
-    if problems:
-        raise AttendanceError(option, problems)
-    return listed
+    entries = [
+        (text, f"{option} #{number}", f"{option} #{number}")
+        for number, text in enumerate(addresses, start=1)
+    ]
+    return _validated(entries, option)
 
 
 def mark_attendance(
@@ -214,20 +218,15 @@ def mark_attendance(
     no_show: list[AttendanceChange] = []
     unchanged = 0
     present_emails = {item.email for item in present}
-    for item in _unique(present):
-        participant, person = participants[item.email]
-        if participant.status is PS.ATTENDED:
-            unchanged += 1
-            continue
-        reason = f"present ({item.where})"
-        attended.append(_move(db, participant, person, PS.ATTENDED, reason, actor))
-    for item in _unique(absent):
-        participant, person = participants[item.email]
-        if participant.status is PS.NO_SHOW:
-            unchanged += 1
-            continue
-        reason = f"absent ({item.where})"
-        no_show.append(_move(db, participant, person, PS.NO_SHOW, reason, actor))
+    listed = ((present, PS.ATTENDED, "present", attended), (absent, PS.NO_SHOW, "absent", no_show))
+    for items, status, label, changes in listed:
+        for item in _unique(items):
+            participant, person = participants[item.email]
+            if participant.status is status:
+                unchanged += 1
+                continue
+            reason = f"{label} ({item.where})"
+            changes.append(_move(db, participant, person, status, reason, actor))
     if absent_rest:
         for address, (participant, person) in sorted(participants.items()):
             if participant.status is PS.REGISTERED and address not in present_emails:

@@ -43,6 +43,8 @@ from workflows.clock import now
 from workflows.errors import NotFound
 
 PS = ParticipantStatus
+# An event's participants with their Person rows, in id order.
+Roster = list[tuple[Participant, Person]]
 
 # Seats in use. An open offer holds its seat until taken or released; after the event the
 # registered have become attended or no_show, and their seats stay counted so the numbers
@@ -290,10 +292,10 @@ def status_report(db: Session, event: Event) -> StatusReport:
 def session_counts(
     db: Session,
     event: Event,
-    participants: list[tuple[Participant, Person]] | None = None,
+    participants: Roster | None = None,
 ) -> list[SessionCount]:
     """Per deelsessie (in programme order), plus a row for seat holders without a choice."""
-    participants = _participants(db, event) if participants is None else participants
+    participants = _roster(db, event, participants)
     by_session: dict[int | None, Counter[PS]] = defaultdict(Counter)
     for participant, _ in participants:
         by_session[participant.session_id][participant.status] += 1
@@ -325,7 +327,7 @@ def _session_count(key: str, title: str, capacity: int | None, c: Counter[PS]) -
 def waitlist(
     db: Session,
     event: Event,
-    participants: list[tuple[Participant, Person]] | None = None,
+    participants: Roster | None = None,
 ) -> list[WaitlistEntry]:
     """Waiting parties in arrival order (waitlist_seq), numbered from 1.
 
@@ -333,19 +335,15 @@ def waitlist(
     person's party, not listed separately; a companion waiting on their own (the host got
     in, they did not) is a party of one.
     """
-    participants = _participants(db, event) if participants is None else participants
+    participants = _roster(db, event, participants)
     tz = event_tz(event)
-    waiting = [(p, person) for p, person in participants if p.status is PS.WAITLISTED]
-    waiting_ids = {p.id for p, _ in waiting}
     heads = sorted(
-        ((p, person) for p, person in waiting if p.companion_of_id not in waiting_ids),
-        key=lambda pair: pair[0].waitlist_seq or 0,
+        _parties(participants, PS.WAITLISTED), key=lambda party: party[0].waitlist_seq or 0
     )
-    party = Counter(p.companion_of_id for p, _ in waiting if p.companion_of_id in waiting_ids)
-    since = _entered_status(db, [p.id for p, _ in heads], PS.WAITLISTED)
+    since = _entered_status(db, [p.id for p, _, _ in heads], PS.WAITLISTED)
     sessions = _session_keys(db, event)
     entries = []
-    for position, (p, person) in enumerate(heads, start=1):
+    for position, (p, person, size) in enumerate(heads, start=1):
         joined = since.get(p.id, p.created_at)
         entries.append(
             WaitlistEntry(
@@ -354,7 +352,7 @@ def waitlist(
                 name=person.name,
                 email=display_email(person.email),
                 organisation=person.organisation,
-                party_size=1 + party[p.id],
+                party_size=size,
                 session_key=sessions.get(p.session_id) if p.session_id else None,
                 waitlist_seq=p.waitlist_seq or 0,
                 since=joined,
@@ -367,19 +365,16 @@ def waitlist(
 def open_offers(
     db: Session,
     event: Event,
-    participants: list[tuple[Participant, Person]] | None = None,
+    participants: Roster | None = None,
 ) -> list[OfferEntry]:
     """Offers waiting for an answer, the soonest deadline first (parties counted as one)."""
-    participants = _participants(db, event) if participants is None else participants
+    participants = _roster(db, event, participants)
     tz = event_tz(event)
-    offered = [(p, person) for p, person in participants if p.status is PS.OFFERED]
-    offered_ids = {p.id for p, _ in offered}
-    party = Counter(p.companion_of_id for p, _ in offered if p.companion_of_id in offered_ids)
     sessions = _session_keys(db, event)
     current = now()
     entries = []
-    for p, person in offered:
-        if p.companion_of_id in offered_ids or p.offer_expires_at is None:
+    for p, person, size in _parties(participants, PS.OFFERED):
+        if p.offer_expires_at is None:
             continue
         entries.append(
             OfferEntry(
@@ -387,7 +382,7 @@ def open_offers(
                 name=person.name,
                 email=display_email(person.email),
                 organisation=person.organisation,
-                party_size=1 + party[p.id],
+                party_size=size,
                 session_key=sessions.get(p.session_id) if p.session_id else None,
                 expires_at=p.offer_expires_at,
                 expires_local=p.offer_expires_at.astimezone(tz),
@@ -395,6 +390,19 @@ def open_offers(
             )
         )
     return sorted(entries, key=lambda e: (e.expires_at, e.participant_id))
+
+
+def _parties(participants: Roster, status: PS) -> list[tuple[Participant, Person, int]]:
+    """(head, person, party size) of everyone in `status`: a companion in the same status as
+    the person who brought them is counted in that party; one on their own is a party of 1."""
+    members = [(p, person) for p, person in participants if p.status is status]
+    member_ids = {p.id for p, _ in members}
+    companions = Counter(p.companion_of_id for p, _ in members if p.companion_of_id in member_ids)
+    return [
+        (p, person, 1 + companions[p.id])
+        for p, person in members
+        if p.companion_of_id not in member_ids
+    ]
 
 
 def bounces(db: Session, event: Event) -> list[BounceEntry]:
@@ -770,7 +778,12 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(DEFAULT_TIMEZONE)
 
 
-def _participants(db: Session, event: Event) -> list[tuple[Participant, Person]]:
+def _roster(db: Session, event: Event, given: Roster | None) -> Roster:
+    """The roster a caller already loaded (status_report loads it once for every part)."""
+    return _participants(db, event) if given is None else given
+
+
+def _participants(db: Session, event: Event) -> Roster:
     rows = db.execute(
         select(Participant, Person)
         .join(Person, Person.id == Participant.person_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -160,8 +161,6 @@ def queue_due_reminders(db: Session, event: Event) -> int:
     if due is None:
         return 0
     days_before, due_at = due
-    prefix = f"reminder:{event.id}:{days_before}:"
-    done = _queued_keys(db, prefix)
     registered_at = (
         select(func.max(AuditEntry.at))
         .where(
@@ -173,28 +172,22 @@ def queue_due_reminders(db: Session, event: Event) -> int:
         .scalar_subquery()
     )
     rows = db.execute(
-        _mailable(event, P.REGISTERED)
-        .add_columns(registered_at)
-        .order_by(Participant.id)
+        _mailable(event, P.REGISTERED).add_columns(registered_at).order_by(Participant.id)
     ).all()
-    queued = 0
-    for participant, person, since in rows:
-        key = f"{prefix}{participant.id}"
-        # No audit row at all would be a bug elsewhere; the row's creation time is the best
-        # remaining evidence of when the person joined.
-        since = since or participant.created_at
-        if key in done or since > due_at:
-            continue
-        queued += _queue(
-            db,
-            key=key,
-            kind=MailKind.REMINDER,
-            event=event,
-            participant=participant,
-            person=person,
-            extra={"days_before": days_before},
-        )
-    return queued
+    # No audit row at all would be a bug elsewhere; the row's creation time is the best
+    # remaining evidence of when the person joined.
+    registered_in_time = [
+        (participant, person)
+        for participant, person, since in rows
+        if (since or participant.created_at) <= due_at
+    ]
+    return _queue_once_each(
+        db,
+        event,
+        f"reminder:{event.id}:{days_before}:",
+        registered_in_time,
+        lambda _participant: (MailKind.REMINDER, {"days_before": days_before}),
+    )
 
 
 # --- nudges ------------------------------------------------------------------------------
@@ -213,8 +206,6 @@ def queue_unanswered_nudges(db: Session, event: Event) -> int:
     moment = now()
     if sched.nudge_at is None or not sched.nudge_at <= moment < sched.deadline:
         return 0
-    prefix = f"nudge:{event.id}:"
-    done = _queued_keys(db, prefix)
     rows = db.execute(
         _mailable(event, P.INVITED)
         .join(Invitation, Invitation.id == Participant.invitation_id)
@@ -227,21 +218,13 @@ def queue_unanswered_nudges(db: Session, event: Event) -> int:
         )
         .order_by(Participant.id)
     ).all()
-    queued = 0
-    for participant, person in rows:
-        key = f"{prefix}{participant.id}"
-        if key in done:
-            continue
-        queued += _queue(
-            db,
-            key=key,
-            kind=MailKind.NUDGE_UNANSWERED,
-            event=event,
-            participant=participant,
-            person=person,
-            extra={},
-        )
-    return queued
+    return _queue_once_each(
+        db,
+        event,
+        f"nudge:{event.id}:",
+        [(participant, person) for participant, person in rows],
+        lambda _participant: (MailKind.NUDGE_UNANSWERED, {}),
+    )
 
 
 # --- follow-ups --------------------------------------------------------------------------
@@ -263,26 +246,17 @@ def queue_followups(db: Session, event: Event) -> int:
     sched = schedule(event, cfg)
     if now() < sched.followup_at:
         return 0
-    prefix = f"followup:{event.id}:"
-    done = _queued_keys(db, prefix)
-    rows = db.execute(
-        _mailable(event, *FOLLOWUP_KINDS).order_by(Participant.id)
-    ).all()
-    queued = 0
-    for participant, person in rows:
-        key = f"{prefix}{participant.id}"
-        if key in done:
-            continue
-        queued += _queue(
-            db,
-            key=key,
-            kind=FOLLOWUP_KINDS[participant.status],
-            event=event,
-            participant=participant,
-            person=person,
-            extra={"status": participant.status.value},
-        )
-    return queued
+    rows = db.execute(_mailable(event, *FOLLOWUP_KINDS).order_by(Participant.id)).all()
+    return _queue_once_each(
+        db,
+        event,
+        f"followup:{event.id}:",
+        [(participant, person) for participant, person in rows],
+        lambda participant: (
+            FOLLOWUP_KINDS[participant.status],
+            {"status": participant.status.value},
+        ),
+    )
 
 
 # --- registration deadline -----------------------------------------------------------------
@@ -384,9 +358,7 @@ def due_events(db: Session) -> list[Event]:
     """Events whose timeline may still have work: all except those that ended more than
     TIMELINE_HORIZON ago. Cheap to over-include: every step checks its own moment."""
     cutoff = now() - TIMELINE_HORIZON
-    return list(
-        db.scalars(select(Event).where(Event.ends_at >= cutoff).order_by(Event.starts_at))
-    )
+    return list(db.scalars(select(Event).where(Event.ends_at >= cutoff).order_by(Event.starts_at)))
 
 
 def next_timeline_moment(db: Session) -> datetime | None:
@@ -394,9 +366,7 @@ def next_timeline_moment(db: Session) -> datetime | None:
     when nothing is ahead. The scheduler sleeps until then (its regular tick still runs, so a
     moment brought forward by an event change is never missed for long)."""
     moment = now()
-    upcoming = [
-        m for event in due_events(db) for m in schedule(event).moments() if m > moment
-    ]
+    upcoming = [m for event in due_events(db) for m in schedule(event).moments() if m > moment]
     return min(upcoming, default=None)
 
 
@@ -435,6 +405,34 @@ def _queued_keys(db: Session, prefix: str) -> set[str]:
             )
         )
     )
+
+
+def _queue_once_each(
+    db: Session,
+    event: Event,
+    prefix: str,
+    recipients: Sequence[tuple[Participant, Person]],
+    mail: Callable[[Participant], tuple[MailKind, dict[str, object]]],
+) -> int:
+    """Queue `mail(participant)` to each recipient under the key `prefix<participant id>`,
+    skipping those whose key is in the outbox already; returns the number queued."""
+    done = _queued_keys(db, prefix)
+    queued = 0
+    for participant, person in recipients:
+        key = f"{prefix}{participant.id}"
+        if key in done:
+            continue
+        kind, extra = mail(participant)
+        queued += _queue(
+            db,
+            key=key,
+            kind=kind,
+            event=event,
+            participant=participant,
+            person=person,
+            extra=extra,
+        )
+    return queued
 
 
 def _queue(

@@ -14,7 +14,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from email.utils import parseaddr
 from enum import StrEnum
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -194,12 +194,26 @@ def _status_counts(report: StatusReport) -> Table:
     return _fold(table)
 
 
+def _grid(
+    title: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[RenderableType]],
+    *,
+    numbers: Collection[str] = (),
+) -> Table:
+    """A titled table of `rows`; the `numbers` columns are right-aligned."""
+    table = _table(title)
+    for name in columns:
+        table.add_column(name, justify="right" if name in numbers else "left")
+    for row in rows:
+        table.add_row(*row)
+    return _fold(table)
+
+
 def _sessions_table(report: StatusReport) -> Table:
-    table = _table("Sessions")
-    for name in ("session", "registered", "offered", "waitlisted", "taken", "capacity", "left"):
-        table.add_column(name, justify="left" if name == "session" else "right")
-    for s in report.sessions:
-        table.add_row(
+    counts = ("registered", "offered", "waitlisted", "taken", "capacity", "left")
+    rows = (
+        (
             _t(s.key or s.title),
             str(s.registered),
             str(s.offered),
@@ -208,15 +222,14 @@ def _sessions_table(report: StatusReport) -> Table:
             "—" if s.capacity is None else str(s.capacity),
             "—" if s.left is None else str(s.left),
         )
-    return _fold(table)
+        for s in report.sessions
+    )
+    return _grid("Sessions", ("session", *counts), rows, numbers=counts)
 
 
 def _waitlist_table(report: StatusReport) -> Table:
-    table = _table("Waitlist")
-    for name in ("#", "name", "organisation", "party", "session", "since"):
-        table.add_column(name, justify="right" if name in ("#", "party") else "left")
-    for w in report.waitlist:
-        table.add_row(
+    rows = (
+        (
             str(w.position),
             _t(w.name),
             _t(w.organisation),
@@ -224,30 +237,30 @@ def _waitlist_table(report: StatusReport) -> Table:
             _t(w.session_key or ""),
             _when(w.since_local),
         )
-    return _fold(table)
+        for w in report.waitlist
+    )
+    columns = ("#", "name", "organisation", "party", "session", "since")
+    return _grid("Waitlist", columns, rows, numbers=("#", "party"))
 
 
 def _offers_table(report: StatusReport) -> Table:
-    table = _table("Open offers")
-    for name in ("name", "organisation", "party", "answer before", ""):
-        table.add_column(name, justify="right" if name == "party" else "left")
-    for o in report.offers:
-        table.add_row(
+    rows = (
+        (
             _t(o.name),
             _t(o.organisation),
             str(o.party_size),
             f"{o.expires_local:{TIME}}",
             Text("overdue", style="red") if o.overdue else "",
         )
-    return _fold(table)
+        for o in report.offers
+    )
+    columns = ("name", "organisation", "party", "answer before", "")
+    return _grid("Open offers", columns, rows, numbers=("party",))
 
 
 def _review_table(items: Sequence[ReviewItem]) -> Table:
-    table = _table("Review queue")
-    for name in ("id", "received", "from", "subject", "kind", "why"):
-        table.add_column(name, justify="right" if name == "id" else "left")
-    for item in items:
-        table.add_row(
+    rows = (
+        (
             str(item.id),
             _when(item.received_local),
             _t(item.from_address),
@@ -255,27 +268,28 @@ def _review_table(items: Sequence[ReviewItem]) -> Table:
             _t(item.kind or "?"),
             _t(item.why),
         )
-    return _fold(table)
+        for item in items
+    )
+    columns = ("id", "received", "from", "subject", "kind", "why")
+    return _grid("Review queue", columns, rows, numbers=("id",))
 
 
 def _bounces_table(report: StatusReport) -> Table:
-    table = _table("Undeliverable invitations")
-    for name in ("name", "email", "organisation", "reason", "since"):
-        table.add_column(name)
-    for b in report.bounces:
-        table.add_row(
-            _t(b.name), _t(b.email), _t(b.organisation), _t(b.reason), _when(b.since_local)
-        )
-    return _fold(table)
+    rows = (
+        (_t(b.name), _t(b.email), _t(b.organisation), _t(b.reason), _when(b.since_local))
+        for b in report.bounces
+    )
+    columns = ("name", "email", "organisation", "reason", "since")
+    return _grid("Undeliverable invitations", columns, rows)
 
 
 def _failed_table(report: StatusReport) -> Table:
-    table = _table("Failed mail")
-    for name in ("id", "recipient", "kind", "attempts", "last error"):
-        table.add_column(name, justify="right" if name in ("id", "attempts") else "left")
-    for m in report.failed_mails:
-        table.add_row(str(m.id), _t(m.recipient), _t(m.kind), str(m.attempts), _t(m.last_error))
-    return _fold(table)
+    rows = (
+        (str(m.id), _t(m.recipient), _t(m.kind), str(m.attempts), _t(m.last_error))
+        for m in report.failed_mails
+    )
+    columns = ("id", "recipient", "kind", "attempts", "last error")
+    return _grid("Failed mail", columns, rows, numbers=("id", "attempts"))
 
 
 @friendly_errors
@@ -390,9 +404,7 @@ def review_show(
 @friendly_errors
 def review_resolve(
     ctx: typer.Context,
-    inbound_id: Annotated[
-        int, typer.Argument(metavar="ID", help="The message id from `review`")
-    ],
+    inbound_id: Annotated[int, typer.Argument(metavar="ID", help="The message id from `review`")],
     as_kind: Annotated[
         ResolveAs,
         typer.Option(
@@ -488,8 +500,16 @@ def people_command(
     with factory() as db, db.begin():
         rows = people(db, get_event(db, event), statuses=status or (), session=session)
     table = _table(f"People of {event}")
-    for name in ("name", "email", "organisation", "role", "status", "session", "dietary",
-                 "companion of"):
+    for name in (
+        "name",
+        "email",
+        "organisation",
+        "role",
+        "status",
+        "session",
+        "dietary",
+        "companion of",
+    ):
         table.add_column(name)
     for r in rows:
         table.add_row(
@@ -570,9 +590,7 @@ def xlsx_bytes(headers: Sequence[str], records: Sequence[Sequence[str]], title: 
 def export_command(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="The event's slug"),
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx")] = (
-        ExportFormat.CSV
-    ),
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx")] = (ExportFormat.CSV),
     output: Annotated[
         Path | None,
         typer.Option(
@@ -640,7 +658,11 @@ def attendance_command(
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         result = mark_attendance(
-            db, get_event(db, event), listed, absent=absent, absent_rest=absent_rest,
+            db,
+            get_event(db, event),
+            listed,
+            absent=absent,
+            absent_rest=absent_rest,
             actor=_actor(by),
         )
     changes = [*result.attended, *result.no_show]
