@@ -1905,8 +1905,367 @@ def subject_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
     return out
 
 
+# --- forwards: a forwarded message at the top ------------------------------------------------
+#
+# A secretary forwards the wethouder's own answer, or someone forwards the invitation itself.
+# With nothing of the sender's own above it, the forwarded words are someone else's: unclear,
+# for a human, with the forwarded text kept in reply_text. With words above it, those words are
+# the answer, read as usual.
+
+WETHOUDER = "Jan Jansen"
+WETHOUDER_ADDRESS = "jan.jansen@zaanstad.nl"
+SECRETARIAT = "Secretariaat Wethouders <secretariaat@zaanstad.nl>"
+
+
+def _wethouder_answer(case: Case, text: str) -> str:
+    """The wethouder's reply to the invitation (his words above the quoted invitation), as the
+    secretary received it."""
+    if case.lang == "nl":
+        header = [
+            f"Van: {WETHOUDER} <{WETHOUDER_ADDRESS}>",
+            "Verzonden: dinsdag 10 januari 2023 16:40",
+            f"Aan: {SECRETARIAT}",
+            f"Onderwerp: RE: {SUBJECT_NL}",
+        ]
+    else:
+        header = [
+            f"From: {WETHOUDER} <{WETHOUDER_ADDRESS}>",
+            "Sent: Tuesday, January 10, 2023 4:40 PM",
+            f"To: {SECRETARIAT}",
+            f"Subject: RE: {SUBJECT_EN}",
+        ]
+    # The invitation he answered went to him, not to the secretary who forwards it now.
+    invited = [
+        line.replace(f"{case.sender_name} <{case.sender}>", f"{WETHOUDER} <{WETHOUDER_ADDRESS}>")
+        for line in _outlook_header_block(case)
+    ]
+    return "\n".join(
+        [*header, "", text, "", WETHOUDER, "", "________________________________",
+         *invited, "", _invitation(case)]
+    )  # fmt: skip
+
+
+def _forward_text(case: Case, opening: list[str], forwarded: str) -> str:
+    own = _own_part(case) if case.body or case.signature != "none" else ""
+    return f"{own}\n\n" + "\n".join(opening) + "\n" + forwarded
+
+
+def forward_outlook(case: Case, answer: str) -> bytes:
+    """Outlook "Doorsturen" (FW:) of the wethouder's answer, plain text, windows-1252."""
+    msg = _base(case, "FW: RE: ")
+    forwarded = _wethouder_answer(case, answer)
+    text = _forward_text(case, ["________________________________"], forwarded)
+    msg.set_content(text, charset="windows-1252", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def forward_outlook_old(case: Case, answer: str) -> bytes:
+    """Older Outlook: "-----Doorgestuurd bericht-----" above the header block."""
+    msg = _base(case, "Doorst: RE: " if case.lang == "nl" else "FW: RE: ")
+    sep = "-----Doorgestuurd bericht-----" if case.lang == "nl" else "-----Forwarded Message-----"
+    text = _forward_text(case, [sep], _wethouder_answer(case, answer))
+    msg.set_content(text, charset="iso-8859-1", cte="8bit")
+    return msg.as_bytes()
+
+
+def forward_outlook_html(case: Case, answer: str) -> bytes:
+    """Outlook HTML-only forward; the subject the wethouder typed ("Ja, ik kom") comes along
+    after "FW:" and must not be read as the sender's answer either."""
+    msg = _base(case, "FW: ")
+    forwarded = _wethouder_answer(case, answer)
+    paras = "\n".join(
+        f"<p class=MsoNormal>{html.escape(line)}<o:p></o:p></p>" if line
+        else "<p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+        for line in forwarded.splitlines()
+    )  # fmt: skip
+    doc = f"""<html><head><meta http-equiv=Content-Type content="text/html; charset=windows-1252">
+</head><body lang=NL><div class=WordSection1>
+<p class=MsoNormal><o:p>&nbsp;</o:p></p>
+<div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'>
+{paras}
+</div></div></body></html>
+"""
+    msg.set_content(doc, subtype="html", charset="windows-1252", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def forward_apple(case: Case) -> bytes:
+    """iPhone Mail forwarding the invitation itself: "Begin doorgestuurd bericht:" and the
+    forwarded mail quoted with "> ", under the device line."""
+    msg = _base(case, "Fwd: ")
+    if case.lang == "nl":
+        intro, device = "Begin doorgestuurd bericht:", "Verstuurd vanaf mijn iPhone"
+        head = [f"Van: {ORGANISER}", "Datum: 11 januari 2023 om 09:02:00 CET",
+                f"Aan: {case.sender_name} <{case.sender}>", f"Onderwerp: {SUBJECT_NL}"]  # fmt: skip
+    else:
+        intro, device = "Begin forwarded message:", "Sent from my iPhone"
+        head = [f"From: {ORGANISER}", "Date: 11 January 2023 at 09:02:00 CET",
+                f"To: {case.sender_name} <{case.sender}>", f"Subject: {SUBJECT_EN}"]  # fmt: skip
+    own = f"{case.body.rstrip()}\n\n" if case.body else ""
+    quoted = _quote("\n".join([*head, "", _invitation(case)]))
+    msg.set_content(f"{own}{device}\n\n{intro}\n\n{quoted}\n", charset="utf-8", cte="base64")
+    return msg.as_bytes()
+
+
+def forward_gmail(case: Case) -> bytes:
+    """Gmail forwarding the invitation itself, nothing typed above it."""
+    msg = _base(case, "Fwd: ")
+    block = [
+        "---------- Forwarded message ---------",
+        f"From: {ORGANISER}",
+        "Date: Wed, Jan 11, 2023 at 9:02 AM",
+        f"Subject: {SUBJECT_NL if case.lang == 'nl' else SUBJECT_EN}",
+        f"To: {case.sender_name} <{case.sender}>",
+    ]
+    text = "\n".join(block) + "\n\n\n" + _invitation(case)
+    msg.set_content(text, charset="utf-8", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def forward_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
+    out: list[tuple[Case, Callable[[Case], bytes]]] = []
+    nothing_own = {"kind": "unclear", "forwarded_only": True}
+
+    def add(
+        name: str,
+        render: Callable[[Case], bytes],
+        body: str,
+        expected: dict[str, Any],
+        *,
+        lang: str = "nl",
+        signature: str = "none",
+        subject: str | None = None,
+    ) -> None:
+        client = getattr(render, "func", render).__name__
+        case = Case(name, client, body, {**DEFAULTS, "language": lang, **expected}, lang=lang,
+                    sender_name="Petra Visser", town="Zaanstad", signature=signature,
+                    subject=subject)  # fmt: skip
+        out.append((case, render))
+
+    answer_nl = "Ja, ik ga graag. Zet me maar op de deelsessie wonen."
+    answer_en = "Yes, I will attend. Housing session please."
+    # Nothing of the sender's own: the forwarded words are never read.
+    add("fw-outlook-antwoord-wethouder", partial(forward_outlook, answer=answer_nl), "",
+        nothing_own)  # fmt: skip
+    add("fw-outlook-oud-doorgestuurd-bericht", partial(forward_outlook_old, answer=answer_nl), "",
+        nothing_own, signature="nl_short")  # fmt: skip
+    add("fw-outlook-html-onderwerp-ja", partial(forward_outlook_html, answer=answer_nl), "",
+        nothing_own, subject="FW: Ja, ik kom graag")  # fmt: skip
+    add("fw-outlook-en-answer", partial(forward_outlook, answer=answer_en), "",
+        {**nothing_own, "language": "en"}, lang="en")  # fmt: skip
+    add("fw-apple-uitnodiging", forward_apple, "", nothing_own)
+    add("fw-apple-en-invitation", forward_apple, "", {**nothing_own, "language": "en"},
+        lang="en")  # fmt: skip
+    add("fw-gmail-uitnodiging", forward_gmail, "", nothing_own)
+    # Words of their own above the forward: read as usual.
+    add("fw-outlook-secretaresse-boven", partial(forward_outlook, answer=answer_nl),
+        "Namens wethouder Jansen laat ik u weten dat hij graag komt, deelsessie veiligheid.",
+        {"kind": "accept", "session": "veiligheid", "forwarded_only": False},
+        signature="nl_short")  # fmt: skip
+    add("fw-apple-ik-kom-boven", forward_apple, "Ik kom graag, deelsessie werk.",
+        {"kind": "accept", "session": "werk", "forwarded_only": False})  # fmt: skip
+    add("fw-outlook-zie-hieronder", partial(forward_outlook_old, answer=answer_nl),
+        "Zie hieronder.", {"kind": "unclear", "forwarded_only": False},
+        signature="nl_short", subject="FW: RE: Ja, ik kom graag")  # fmt: skip
+    return out
+
+
+# --- Amazon SES notices (SNS e-mail subscription) --------------------------------------------
+
+SNS_FOOTER = (
+    "--\nIf you wish to stop receiving notifications from this topic, please click or visit the "
+    "link below to unsubscribe:\nhttps://sns.eu-west-1.amazonaws.com/unsubscribe.html?"
+    "SubscriptionArn=arn:aws:sns:eu-west-1:123456789012:rsvpmail-ses:5f0c1f8e-2b1d-4c43-9a8e-"
+    "0d1f3c2b7a11&Endpoint=bounces@wijkwijzer.example\n\nPlease do not reply directly to this "
+    "email. If you have any questions or comments regarding this email, please contact us at "
+    "https://aws.amazon.com/support"
+)
+
+
+def _ses_mail(case: Case, recipients: list[str]) -> dict[str, Any]:
+    """The "mail" object: the invitation SES sent, with its original headers."""
+    reply_to = f"aanmelden+{case.token}@{REPLY_DOMAIN}"
+    message_id = f"<invite-{case.token[:8]}@{REPLY_DOMAIN}>"
+    return {
+        "timestamp": "2023-01-11T08:02:08.412Z",
+        "source": f"aanmelden@{REPLY_DOMAIN}",
+        "sourceArn": f"arn:aws:ses:eu-west-1:123456789012:identity/{REPLY_DOMAIN}",
+        "sourceIp": "192.0.2.10",
+        "callerIdentity": "rsvpmail-smtp",
+        "sendingAccountId": "123456789012",
+        "messageId": f"0102018599a3{case.token[:20]}-000000",
+        "destination": recipients,
+        "headersTruncated": False,
+        "headers": [
+            {"name": "From", "value": ORGANISER},
+            {"name": "Reply-To", "value": reply_to},
+            {"name": "To", "value": ", ".join(recipients)},
+            {"name": "Subject", "value": SUBJECT_NL},
+            {"name": "Message-ID", "value": message_id},
+            {"name": "MIME-Version", "value": "1.0"},
+        ],
+        "commonHeaders": {
+            "from": [ORGANISER],
+            "replyTo": [reply_to],
+            "to": recipients,
+            "messageId": message_id,
+            "subject": SUBJECT_NL,
+        },
+    }
+
+
+def _ses_bounce(case: Case, bounce_type: str, sub_type: str, rows: list[tuple[str, str, str]]
+                ) -> dict[str, Any]:  # fmt: skip
+    return {
+        "notificationType": "Bounce",
+        "bounce": {
+            "feedbackId": f"0102018599a3{case.token[:20]}-feedback-000000",
+            "bounceType": bounce_type,
+            "bounceSubType": sub_type,
+            "bouncedRecipients": [
+                {
+                    "emailAddress": addr,
+                    "action": "failed",
+                    "status": status,
+                    "diagnosticCode": f"smtp; {diagnostic}",
+                }
+                for addr, status, diagnostic in rows
+            ],
+            "timestamp": "2023-01-11T08:02:10.000Z",
+            "remoteMtaIp": "192.0.2.25",
+            "reportingMTA": "dsn; a4-25.smtp-out.eu-west-1.amazonses.com",
+        },
+        "mail": _ses_mail(case, [addr for addr, _, _ in rows]),
+    }
+
+
+def _ses_complaint(case: Case, recipient: str) -> dict[str, Any]:
+    return {
+        "notificationType": "Complaint",
+        "complaint": {
+            "feedbackId": f"0102018599a3{case.token[:20]}-complaint-000000",
+            "complaintSubType": None,
+            "complainedRecipients": [{"emailAddress": recipient}],
+            "timestamp": "2023-01-11T09:40:00.000Z",
+            "userAgent": "Yahoo!-Mail-Feedback/2.0",
+            "complaintFeedbackType": "abuse",
+            "arrivalDate": "2023-01-11T08:02:09.000Z",
+        },
+        "mail": _ses_mail(case, [recipient]),
+    }
+
+
+def _ses_delivery(case: Case, recipient: str) -> dict[str, Any]:
+    return {
+        "notificationType": "Delivery",
+        "delivery": {
+            "timestamp": "2023-01-11T08:02:09.512Z",
+            "processingTimeMillis": 1100,
+            "recipients": [recipient],
+            "smtpResponse": "250 2.0.0 OK 1673424129 q5si1234567ejx.1 - gsmtp",
+            "remoteMtaIp": "192.0.2.30",
+            "reportingMTA": "a4-25.smtp-out.eu-west-1.amazonses.com",
+        },
+        "mail": _ses_mail(case, [recipient]),
+    }
+
+
+def _sendmail_wrap(line: str, width: int = 990) -> str:
+    """What sendmail does to a line over the SMTP limit: break it with "!", newline, space."""
+    pieces = [line[i : i + width] for i in range(0, len(line), width)]
+    return "!\n ".join(pieces)
+
+
+def ses_notice(case: Case, notice: dict[str, Any], *, envelope: bool, wrap: bool) -> bytes:
+    """An SNS e-mail notification: the notice as compact JSON (protocol "email") or inside
+    SNS's pretty-printed envelope (protocol "email-json"), 7bit, with SNS's footer."""
+    compact = json.dumps(notice, separators=(",", ":"))
+    if envelope:
+        body = json.dumps(
+            {
+                "Type": "Notification",
+                "MessageId": f"5c4f0e1a-{case.token[:4]}-5b2c-9d1e-3f7a2b6c8d90",
+                "TopicArn": "arn:aws:sns:eu-west-1:123456789012:rsvpmail-ses",
+                "Message": compact,
+                "Timestamp": "2023-01-11T08:02:10.731Z",
+                "SignatureVersion": "1",
+                "Signature": base64.b64encode(
+                    hashlib.sha256(compact.encode()).digest() * 8
+                ).decode(),
+                "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-01d088a6f77103d0fe307c0069e40ed6.pem",
+                "UnsubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:eu-west-1:123456789012:rsvpmail-ses:5f0c1f8e-2b1d-4c43-9a8e-0d1f3c2b7a11",
+            },
+            indent=2,
+            separators=(",", " : "),
+        )
+        body = "\n".join(_sendmail_wrap(line) if wrap else line for line in body.splitlines())
+    else:
+        body = _sendmail_wrap(compact) if wrap else compact
+    head = textwrap.dedent(f"""\
+        Return-Path: <0102018599a3{case.token[:20]}-000000@eu-west-1.amazonses.com>
+        Date: Wed, 11 Jan 2023 08:02:11 +0000
+        From: AWS Notifications <no-reply@sns.amazonaws.com>
+        To: bounces@{REPLY_DOMAIN}
+        Message-ID: <0102018599a3{case.token[:20]}-000000@eu-west-1.amazonses.com>
+        Subject: AWS Notification Message
+        MIME-Version: 1.0
+        Content-Type: text/plain; charset=UTF-8
+        Content-Transfer-Encoding: 7bit
+        x-amz-sns-message-id: 5c4f0e1a-{case.token[:4]}-5b2c-9d1e-3f7a2b6c8d90
+        x-amz-sns-subscription-arn: arn:aws:sns:eu-west-1:123456789012:rsvpmail-ses:5f0c1f8e-2b1d-4c43-9a8e-0d1f3c2b7a11
+        Feedback-ID: 1.eu-west-1.KzC8sR1zSTHQ4SPbyy7P5Qn3xGMYeS9dUjGqUOt1Y8A=:AmazonSES
+
+        """)
+    return (head + body + "\n\n" + SNS_FOOTER + "\n").replace("\n", "\r\n").encode("utf-8")
+
+
+def ses_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
+    out: list[tuple[Case, Callable[[Case], bytes]]] = []
+
+    def add(
+        name: str,
+        expected: dict[str, Any],
+        notice: Callable[[Case], dict[str, Any]],
+        *,
+        envelope: bool = False,
+        wrap: bool = False,
+    ) -> None:
+        case = Case(name, "ses", "", {**expected, "is_automatic": True})
+
+        def render(c: Case) -> bytes:
+            return ses_notice(c, notice(c), envelope=envelope, wrap=wrap)
+
+        out.append((case, render))  # fmt: skip
+
+    def bounce(recipients: list[str], permanent: bool) -> dict[str, Any]:
+        return {"kind": "bounce", "bounced_recipients": recipients, "bounce_permanent": permanent}
+
+    add("ses-bounce-permanent", bounce(["wethouder.pietersen@gemeente-oud.nl"], True),
+        lambda c: _ses_bounce(c, "Permanent", "General", [
+            ("wethouder.pietersen@gemeente-oud.nl", "5.1.1",
+             "550 5.1.1 <wethouder.pietersen@gemeente-oud.nl>: Recipient address rejected: User unknown")]),
+        wrap=True)  # fmt: skip
+    add("ses-bounce-transient-mailbox-full", bounce(["k.vos@drukbezet.nl"], False),
+        lambda c: _ses_bounce(c, "Transient", "MailboxFull", [
+            ("k.vos@drukbezet.nl", "4.2.2", "452 4.2.2 Mailbox full")]))  # fmt: skip
+    add("ses-bounce-sns-envelope",
+        bounce(["griffie@kleingemeente.nl", "info@opgeheven.nl"], True),
+        lambda c: _ses_bounce(c, "Permanent", "NoEmail", [
+            ("griffie@kleingemeente.nl", "5.1.1", "550 5.1.1 No such user"),
+            ("info@opgeheven.nl", "5.1.2", "550 5.1.2 Host unknown")]),
+        envelope=True, wrap=True)  # fmt: skip
+    add("ses-complaint", {"kind": "unclear"},
+        lambda c: _ses_complaint(c, "m.bakker@gemeente-x.nl"))  # fmt: skip
+    add("ses-delivery", {"kind": "auto_reply"},
+        lambda c: _ses_delivery(c, "a.devries@traag.nl"), envelope=True)  # fmt: skip
+    return out
+
+
 def all_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
-    return human_cases() + calendar_cases() + auto_cases() + bounce_cases() + subject_cases()
+    return (
+        human_cases() + calendar_cases() + auto_cases() + bounce_cases() + subject_cases()
+        + forward_cases() + ses_cases()
+    )  # fmt: skip
 
 
 def build() -> dict[str, dict[str, Any]]:

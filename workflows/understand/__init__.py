@@ -8,7 +8,10 @@ Order of reading (first match decides the kind):
 2. Bounce: a delivery-status report, flufl.bounce, or a daemon/"Onbestelbaar" text → ``bounce``
    with ``bounced_recipients`` and ``bounce_permanent`` ("delayed"/4.x.x is not permanent).
    A DSN that reports success is ``auto_reply``. An empty Return-Path alone is not a bounce.
-   Abuse reports (ARF) → ``unclear`` (a human should see them).
+   Abuse reports (ARF) → ``unclear`` (a human should see them). Amazon SES notices sent as
+   JSON through an SNS e-mail subscription (ses.py), read first: a Bounce → ``bounce`` with its
+   bouncedRecipients, permanent only for bounceType "Permanent"; a Complaint (a spam report)
+   → ``unclear`` like ARF; a Delivery → ``auto_reply``.
 3. Calendar REPLY (METHOD:REPLY): PARTSTAT ACCEPTED/DECLINED/TENTATIVE decides; DELEGATED is a
    decline with the delegate as substitute. The COMMENT (Google) or the typed body (Outlook)
    adds session, companions, dietary; a comment that says the opposite → ``unclear``.
@@ -18,11 +21,23 @@ Order of reading (first match decides the kind):
    Before that: a List-Unsubscribe mailto message (subject "unsubscribe", body empty,
    "unsubscribe" or the client's "automatically generated" line, e.g. Gmail's one-click
    unsubscribe) → ``unclear`` with ``wants_unsubscribe``; the client wrote it for the person.
+   A forward with nothing of the sender's own (only blank lines or a signature above the
+   forwarded message: a secretary forwarding the wethouder's answer, or someone forwarding the
+   invitation) → ``unclear``, checked after the header signs but before the out-of-office
+   words, which would be the forwarded writer's. Its words are someone else's, so nothing is
+   read from them and not from the subject either ("FW: Ja, ik kom" is the forwarded
+   subject): a human decides. ``reply_text`` is ``FORWARD_MARKER`` followed by the forwarded
+   text (from its "Forwarded message" / "Begin doorgestuurd bericht:" / "Van: … Verzonden:"
+   line on), so the reviewer sees what was forwarded instead of nothing. Outlook's bare
+   "Van:/Verzonden:" block counts as a forward only under a forward subject ("FW:", "Fwd:",
+   "Doorst:"); under "RE:" it is an empty reply, unclear with an empty ``reply_text`` as
+   before. Words typed above a forward are the answer, read as in 5.
 5. Free text, after removing quotes and signatures (strip.py; a "PS" below the signature is
    kept), read by text.py: ``accept`` / ``decline`` / ``tentative`` / ``question`` /
    ``unclear``. When the body says nothing to act on (empty, "Zie onderwerp"), the sender's
    own words in the subject are read with it (subject.py: "Ja, ik kom", "RE: Uitnodiging … —
-   ja"); the subject we sent ("Uw afmelding is verwerkt", "Komt u ook?") never counts.
+   ja"); the subject we sent ("Uw afmelding is verwerkt", "Komt u ook?") never counts, nor
+   does a forwarded one ("FW: …").
 
 Policy choices:
 - A *substitute* ("ik kan niet, collega Jansen komt in mijn plaats") makes the kind

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
@@ -98,7 +99,11 @@ class BounceResult:
     delivered_only: bool = False  # a DSN that reports success: not a failure at all
 
 
-def looks_like_bounce(msg: Message, subject: str, sender: str | None, body: str) -> bool:
+def looks_like_bounce(
+    msg: Message, subject: str, sender: str | None, own_text: Callable[[], str]
+) -> bool:
+    """`own_text` is asked for only when a header or the subject already points at a bounce:
+    turning every part (HTML too) into text costs more than all the header checks together."""
     if _is_delivery_report(msg):
         return True
     if sender and _BOUNCE_SENDER_RE.match(sender):
@@ -107,19 +112,24 @@ def looks_like_bounce(msg: Message, subject: str, sender: str | None, body: str)
         return True
     if any(mime.content_type(p) == "message/delivery-status" for p, _, _ in mime.walk(msg)):
         return True
-    if _BOUNCE_SUBJECT_RE.search(subject or "") and _BOUNCE_BODY_RE.search(body[:5000]):
+    if _BOUNCE_SUBJECT_RE.search(subject or "") and _BOUNCE_BODY_RE.search(own_text()[:5000]):
         return True
     from_header = mime.header(msg, "From").lower()
-    if "mail delivery" in from_header and _BOUNCE_BODY_RE.search(body[:5000]):
+    if "mail delivery" in from_header and _BOUNCE_BODY_RE.search(own_text()[:5000]):
         return True
     return _empty_return_path(msg) and bool(
-        _BOUNCE_SUBJECT_RE.search(subject or "") or _BOUNCE_BODY_RE.search(body[:5000])
+        _BOUNCE_SUBJECT_RE.search(subject or "") or _BOUNCE_BODY_RE.search(own_text()[:5000])
     )
 
 
-def detect_bounce(msg: Message, subject: str, sender: str | None, body: str) -> BounceResult | None:
-    """A BounceResult when the message is a delivery failure (or a DSN), else None."""
-    if not looks_like_bounce(msg, subject, sender, body):
+def detect_bounce(
+    msg: Message, subject: str, sender: str | None, own_text: Callable[[], str]
+) -> BounceResult | None:
+    """A BounceResult when the message is a delivery failure (or a DSN), else None.
+
+    `own_text()` is the message's own text (attached originals left out); it is called lazily
+    and at most a few times, so the caller should cache it."""
+    if not looks_like_bounce(msg, subject, sender, own_text):
         return None
     dsn = _read_dsn(msg)
     if dsn is not None:
@@ -127,7 +137,7 @@ def detect_bounce(msg: Message, subject: str, sender: str | None, body: str) -> 
     flufl = _read_flufl(msg)
     if flufl is not None:
         return flufl
-    return _read_text(msg, subject, body)
+    return _read_text(msg, subject, own_text())
 
 
 def _daemon_from(value: str) -> bool:

@@ -14,10 +14,13 @@ import email.parser
 import email.policy
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import getaddresses, parseaddr
 from functools import lru_cache
 from html.parser import HTMLParser
+from typing import Any
+from weakref import WeakKeyDictionary
 
 # Bounds that keep a pathological message cheap to read.
 MAX_DEPTH = 20
@@ -70,21 +73,76 @@ def parse_headers_only(raw: bytes) -> Message:
     return parser.parsebytes(head + b"\n\n")
 
 
+# --- per-message memos -----------------------------------------------------------------------
+#
+# One reading asks the same message for the same headers, parts and content types many times
+# (envelope, auto-reply signs, bounce signs, calendar, token), and the stdlib answers every
+# `get` by scanning all headers again. A parsed message is never changed while it is read, so
+# each answer is worked out once per message. The memo is keyed weakly: it lives exactly as
+# long as its message.
+
+
+@dataclass
+class _Memo:
+    raw_headers: dict[str, list[tuple[str, Any]]]
+    first_header: dict[str, str] = field(default_factory=dict)
+    every_header: dict[str, list[str]] = field(default_factory=dict)
+    single_address: dict[str, str | None] = field(default_factory=dict)
+    content_type: str | None = None
+    parts: list[tuple[Message, int, bool]] | None = None
+
+
+_MEMOS: WeakKeyDictionary[Message, _Memo] = WeakKeyDictionary()
+
+
+def _memo(msg: Message) -> _Memo:
+    memo = _MEMOS.get(msg)
+    if memo is None:
+        index: dict[str, list[tuple[str, Any]]] = {}
+        for key, value in msg.raw_items():
+            index.setdefault(key.lower(), []).append((key, value))
+        memo = _Memo(index)
+        _MEMOS[msg] = memo
+    return memo
+
+
+def _header_values(msg: Message, name: str) -> list[Any]:
+    """What `msg.get_all(name)` gives (values as the policy hands them out, in order), or []."""
+    pairs = _memo(msg).raw_headers.get(name.lower(), [])
+    return [msg.policy.header_fetch_parse(key, value) for key, value in pairs]
+
+
 def header(msg: Message, name: str) -> str:
-    """One header, RFC 2047-decoded, unfolded; "" when missing or unreadable."""
+    """One header (the first of that name), RFC 2047-decoded, unfolded; "" when missing or
+    unreadable."""
     try:
-        value = msg.get(name)
+        memo = _memo(msg)
+        key = name.lower()
+        known = memo.first_header.get(key)
+        if known is not None:
+            return known
+        pairs = memo.raw_headers.get(key)
+        value = msg.policy.header_fetch_parse(*pairs[0]) if pairs else None
     except Exception:
         return ""
-    return decode_header_value(value)
+    text = decode_header_value(value)
+    memo.first_header[key] = text
+    return text
 
 
 def all_headers(msg: Message, name: str) -> list[str]:
     try:
-        values = msg.get_all(name) or []
+        memo = _memo(msg)
+        key = name.lower()
+        known = memo.every_header.get(key)
+        if known is not None:
+            return list(known)
+        values = _header_values(msg, name)
     except Exception:
         return []
-    return [decode_header_value(v) for v in values]
+    texts = [decode_header_value(v) for v in values]
+    memo.every_header[key] = texts
+    return list(texts)
 
 
 def decode_header_value(value: object) -> str:
@@ -151,7 +209,14 @@ def _unfold(text: str) -> str:
 
 def address(msg: Message, name: str) -> str | None:
     """The lowercased address in a single-address header (From, Sender, Return-Path)."""
-    value = header(msg, name)
+    known = _memo(msg).single_address
+    key = name.lower()
+    if key not in known:
+        known[key] = _single_address(header(msg, name))
+    return known[key]
+
+
+def _single_address(value: str) -> str | None:
     if not value:
         return None
     _, addr = parseaddr(value)
@@ -204,6 +269,13 @@ def walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
     `inside_attached_message` is true below a message/rfc822 part: a forwarded or returned
     original, which is not what the sender wrote now.
     """
+    memo = _memo(msg)
+    if memo.parts is None:
+        memo.parts = list(_walk(msg))
+    return iter(memo.parts)
+
+
+def _walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
     stack: list[tuple[Message, int, bool]] = [(msg, 0, False)]
     seen = 0
     while stack and seen < MAX_PARTS:
@@ -226,15 +298,20 @@ def walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
 
 
 def content_type(part: Message) -> str:
-    try:
-        return part.get_content_type().lower()
-    except Exception:
-        return "text/plain"
+    memo = _memo(part)
+    if memo.content_type is None:
+        try:
+            memo.content_type = part.get_content_type().lower()
+        except Exception:
+            memo.content_type = "text/plain"
+    return memo.content_type
 
 
 def is_attachment(part: Message) -> bool:
     try:
-        disposition = (part.get("Content-Disposition") or "").lower()
+        pairs = _memo(part).raw_headers.get("content-disposition")
+        value = part.policy.header_fetch_parse(*pairs[0]) if pairs else None
+        disposition = (value or "").lower()
     except Exception:
         return False
     return disposition.strip().startswith("attachment")
@@ -309,22 +386,23 @@ def _decode_prefix(part: Message) -> bytes | None:
 def body_text(msg: Message) -> str:
     """What the sender wrote in this message: the first inline text/plain, else HTML as text.
 
-    Parts below an attached message/rfc822 are skipped (those are the quoted original).
+    Parts below an attached message/rfc822 are skipped (those are the quoted original). The
+    HTML part is decoded only when the plain part turns out empty: most clients send both.
     """
     plain: str | None = None
-    html: str | None = None
+    html_part: Message | None = None
     for part, _depth, attached in walk(msg):
         if attached or is_attachment(part):
             continue
         ctype = content_type(part)
         if ctype == "text/plain" and plain is None:
             plain = part_text(part)
-        elif ctype == "text/html" and html is None:
-            html = part_text(part)
+        elif ctype == "text/html" and html_part is None:
+            html_part = part
     if plain is not None and plain.strip():
         return normalise_text(plain)
-    if html is not None:
-        return normalise_text(html_to_text(html))
+    if html_part is not None:
+        return normalise_text(html_to_text(part_text(html_part)))
     return normalise_text(plain or "")
 
 

@@ -6,12 +6,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from email.message import Message
+from functools import cache, partial
 
 from workflows import tokens
 from workflows.event_config import SessionSpec
-from workflows.understand import automatic, bounce, calendar, mime
+from workflows.understand import automatic, bounce, calendar, mime, ses
 from workflows.understand import subject as subject_line
 from workflows.understand.language import detect_language
+from workflows.understand.strip import forwarded_part as strip_forwarded
 from workflows.understand.strip import strip_reply
 from workflows.understand.text import TextReading, read_text
 from workflows.understanding import PersonMention, ReplyKind, Understanding
@@ -22,6 +24,8 @@ _PARTSTAT_KIND = {
     "TENTATIVE": ReplyKind.TENTATIVE,
 }
 _MAX_READ_CHARS = 20_000
+# Opens reply_text of a forward the sender added nothing to: what follows is not theirs.
+FORWARD_MARKER = "[Forwarded message; the sender wrote nothing of their own. It reads:]"
 _DEFINITE = (ReplyKind.ACCEPT, ReplyKind.DECLINE)
 # Google Calendar's notification text repeats the event (and its description); not the
 # invitee's words.
@@ -56,7 +60,10 @@ def read_message(
         calendar_attendee=cal.attendee if cal else None,
     )
 
-    own_text = mime.all_text(msg, include_attached=False)
+    notice = ses.read_notice(body)
+    if notice is not None:
+        return _ses_result(base, notice)
+    own_text = cache(partial(mime.all_text, msg, include_attached=False))
     failure = bounce.detect_bounce(msg, subject, sender, own_text)
     if failure is not None:
         return _bounce_result(base, failure)
@@ -78,7 +85,12 @@ def read_message(
             base, kind=ReplyKind.UNCLEAR, wants_unsubscribe=True, reply_text=stripped,
             notes=("List-Unsubscribe request (subject 'unsubscribe')",),
         )  # fmt: skip
-    auto = automatic.header_reason(msg) or automatic.text_reason(subject, stripped or body)
+    header_auto = automatic.header_reason(msg)
+    if not stripped and header_auto is None and not base.is_automatic:
+        forwarded = _forwarded_only(base, body, subject, default_language)
+        if forwarded is not None:
+            return forwarded
+    auto = header_auto or automatic.text_reason(subject, stripped or body)
     if auto is not None:
         return replace(
             base, kind=ReplyKind.AUTO_REPLY, is_automatic=True, reply_text=stripped,
@@ -121,6 +133,8 @@ def _read_subject_too(
     """The body says nothing to act on: the answer may be in the subject ("Ja, ik kom",
     "RE: Uitnodiging … — ja"). Read the sender's subject words together with the body, and
     keep that reading only when it gives an answer (or, for an empty body, a question)."""
+    if subject_line.is_forward(subject):
+        return text, reading  # "FW: Ja, ik kom" is the forwarded message's subject
     words = subject_line.own_words(subject)
     if not words:
         return text, reading
@@ -133,6 +147,43 @@ def _read_subject_too(
         return text, reading
     notes.append(f"read the subject too: {words[:80]!r}")
     return combined_text, combined
+
+
+def _forwarded_only(
+    base: Understanding, body: str, subject: str, default_language: str
+) -> Understanding | None:
+    """A forward with nothing of the sender's own: not read at all (the words are someone
+    else's, maybe our own invitation), but kept whole in reply_text for the reviewer."""
+    forwarded = strip_forwarded(body, forward_subject=subject_line.is_forward(subject))
+    if forwarded is None:
+        return None
+    return replace(
+        base,
+        kind=ReplyKind.UNCLEAR,
+        reply_text=f"{FORWARD_MARKER}\n\n{forwarded[:_MAX_READ_CHARS]}",
+        language=detect_language(forwarded, default_language),
+        notes=("forwarded message with no words of the sender's own: for a human",),
+    )
+
+
+def _ses_result(base: Understanding, notice: ses.SesNotice) -> Understanding:
+    listed = ", ".join(notice.recipients) or "no recipient named"
+    if notice.kind == ses.BOUNCE:
+        return replace(
+            base, kind=ReplyKind.BOUNCE, bounce_permanent=notice.permanent,
+            bounced_recipients=notice.recipients, is_automatic=True,
+            notes=(f"bounce: Amazon SES notice ({notice.detail})",),
+        )  # fmt: skip
+    if notice.kind == ses.COMPLAINT:
+        # A spam complaint, like an ARF abuse report: for a human.
+        return replace(
+            base, kind=ReplyKind.UNCLEAR, is_automatic=True,
+            notes=(f"Amazon SES complaint ({notice.detail}) from {listed}: for a human",),
+        )  # fmt: skip
+    return replace(
+        base, kind=ReplyKind.AUTO_REPLY, is_automatic=True,
+        notes=(f"Amazon SES notice: {notice.kind} ({listed})",),
+    )  # fmt: skip
 
 
 def _envelope(msg: Message, default_language: str) -> Understanding:

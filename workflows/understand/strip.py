@@ -37,6 +37,7 @@ _ATTRIBUTION_RE = re.compile(
     r".{0,200}?:?\s*$",
     re.IGNORECASE,
 )
+_ATTRIBUTION_WORD_RE = re.compile(rf"\b(?:{_ATTRIBUTION_WORDS})\b", re.IGNORECASE)
 # Attribution lines without a leading "On/Op": "Jan Jansen <jan@x.nl> schreef op 11-1-2023:".
 _ATTRIBUTION_TAIL_RE = re.compile(
     r"^.{0,200}(?:<[^>@\s]+@[^>\s]+>|\S+@\S+\.\w+).{0,120}\b(?:schreef|wrote|schrieb)\b.{0,80}:\s*$",
@@ -51,6 +52,14 @@ _SEPARATOR_RE = re.compile(
 _FORWARD_INTRO_RE = re.compile(
     r"^\s*(?:begin\s+forwarded\s+message|begin\s+doorgestuurd\s+bericht|doorgestuurd\s+bericht)"
     r"\s*:?\s*$",
+    re.IGNORECASE,
+)
+# The line that opens a forwarded message: Gmail's "---------- Forwarded message ---------",
+# Thunderbird's "-------- Doorgestuurd bericht --------", old Outlook's "-----Doorgestuurd
+# bericht-----" (Apple's "Begin doorgestuurd bericht:" is _FORWARD_INTRO_RE).
+_FORWARD_SEPARATOR_RE = re.compile(
+    r"^\s*[-_=*]{2,}\s*(?:doorgestuurd\s+bericht|forwarded\s+message|begin\s+forwarded\s+message|"
+    r"weitergeleitete\s+nachricht|message\s+transféré)\s*:?\s*[-_=*]*\s*$",
     re.IGNORECASE,
 )
 # Outlook header block lines, possibly bold (*Van:*) from an HTML conversion.
@@ -113,6 +122,27 @@ def strip_reply(text: str, *, use_quotequail: bool = True) -> str:
     if cut == len(lines) and use_quotequail and result:
         result = _quotequail_opinion(result)
     return result
+
+
+def forwarded_part(text: str, *, forward_subject: bool) -> str | None:
+    """The forwarded message in a body whose own text is empty (`strip_reply` gave ""; above
+    the forward is at most a signature or "Verstuurd vanaf mijn iPhone"), from the line that
+    opens it; None when the first quoted material is no forward.
+
+    An explicit forward line ("Forwarded message", "Begin doorgestuurd bericht:") always opens
+    one. Outlook writes the same "Van:/Verzonden:/Aan:/Onderwerp:" block (or "Original
+    message" line) for a reply as for a forward, so that counts only when the subject says
+    forward (`forward_subject`, "FW: …"); so does a "> " quote.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if _FORWARD_SEPARATOR_RE.match(line) or _FORWARD_INTRO_RE.match(line):
+            return _tidy("\n".join(lines[i:]))
+        if line.lstrip().startswith(">") or _starts_quote(lines, i):
+            return _tidy("\n".join(lines[i:])) if forward_subject else None
+    return None
 
 
 def _first_cut(lines: list[str]) -> tuple[int, set[int]]:
@@ -250,7 +280,9 @@ def _joins_to_attribution(lines: list[str], start: int, end: int) -> bool:
 
 
 def _is_attribution(text: str) -> bool:
-    if len(text) > 500:
+    # Both patterns need an attribution word; looking for the word alone is a fast, linear
+    # scan, where the patterns backtrack over every start of their bounded wildcards.
+    if len(text) > 500 or not _ATTRIBUTION_WORD_RE.search(text):
         return False
     if _ATTRIBUTION_RE.match(text):
         # Must end with ":" or contain an address/date: "Op zich schreef ik al dat …" is prose.

@@ -130,6 +130,21 @@ def _blank(text: str, pattern: re.Pattern[str]) -> str:
     return pattern.sub(lambda m: " " * len(m.group(0)), text)
 
 
+def _take(text: str, pattern: re.Pattern[str], found: list[str]) -> str:
+    """Add every match of `pattern` to `found` and return the text with them blanked: one scan
+    where `finditer` then `_blank` would take two (sub and finditer see the same matches)."""
+    pieces: list[str] = []
+    end = 0
+    for m in pattern.finditer(text):
+        found.append(m.group(0))
+        pieces += (text[end : m.start()], " " * (m.end() - m.start()))
+        end = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[end:])
+    return "".join(pieces)
+
+
 def collect_signals(text: str) -> Signals:
     sig = Signals()
     for sentence in _sentences(text):
@@ -142,15 +157,9 @@ def collect_signals(text: str) -> Signals:
 def _part_signals(part: str, sig: Signals) -> None:
     low = _blank(part.lower(), lexicon.NEUTRAL)
     low = _blank(low, lexicon.UNSUBSCRIBE)
-    for m in lexicon.REGRET.finditer(low):
-        sig.regret.append(m.group(0))
-    low = _blank(low, lexicon.REGRET)
-    for m in lexicon.CANCEL.finditer(low):
-        sig.cancel.append(m.group(0))
-    low = _blank(low, lexicon.CANCEL)
-    for m in lexicon.TENTATIVE.finditer(low):
-        sig.tentative.append(m.group(0))
-    low = _blank(low, lexicon.TENTATIVE)
+    low = _take(low, lexicon.REGRET, sig.regret)
+    low = _take(low, lexicon.CANCEL, sig.cancel)
+    low = _take(low, lexicon.TENTATIVE, sig.tentative)
     declines = [(m.start(), m.group(0)) for m in lexicon.DECLINE.finditer(low)]
     sig.decline.extend(d for _, d in declines)
     for m in lexicon.ACCEPT.finditer(low):
