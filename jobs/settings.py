@@ -55,7 +55,7 @@ class SmtpSettings:
     password: str = field(default="", repr=False)
     timeout: float = 30.0
     rate_limit_per_minute: float = 0.0  # 0: no limit (e.g. 30 for Microsoft 365)
-    batch_size: int = 50
+    batch_size: int = 100
     max_attempts: int = 8
     lease_seconds: float = 300.0
 

@@ -62,7 +62,7 @@ LEASE_SAFETY = timedelta(seconds=30)
 _BARE_NEWLINE = re.compile(rb"\r?\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 # Accepted mails are moved from sending to sent (audit rows, follow-ups) in groups this big.
-SETTLE_EVERY = 25
+SETTLE_EVERY = 50
 
 
 class Outcome(Enum):

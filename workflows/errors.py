@@ -13,3 +13,7 @@ class IllegalTransition(RsvpError):
 
 class NotFound(RsvpError):
     pass
+
+
+class ConcurrentChange(RsvpError):
+    """Rows the caller held locked changed under it; the transaction must be rolled back."""

@@ -33,14 +33,16 @@ result. The rules that make this safe with several workers and with crashes live
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Connection, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -57,7 +59,7 @@ from db.models import (
 from workflows.clock import now
 from workflows.errors import NotFound, RsvpError
 from workflows.outbox import MailKind
-from workflows.transitions import transition
+from workflows.transitions import RowMove, transition, transition_rows
 
 log = logging.getLogger("rsvpmail.sending")
 
@@ -115,7 +117,7 @@ def bounce_address(reply_address: str) -> str:
 # ------------------------------------------------------------------------------- claiming
 
 
-def due_condition(at: datetime) -> Any:
+def due_condition(at: datetime | BindParameter[Any]) -> Any:
     """Rows ready to be claimed: pending and due, or sending with an expired lease."""
     return or_(
         and_(
@@ -144,7 +146,7 @@ class _ClaimContext:
     unsubscribed: set[tuple[int, str]]  # (person id, organiser)
     bodies: dict[int, bytes | None] = field(default_factory=dict)  # row id → rendered bytes
 
-    def suppressed(self, row: OutboundMessage) -> bool:
+    def suppressed(self, row: Any) -> bool:
         if row.essential or row.person_id is None or row.event_id is None:
             return False
         return (row.person_id, self.organisers.get(row.event_id, "")) in self.unsubscribed
@@ -175,52 +177,105 @@ def claim_due(
         context = _claim_context(db, rows, worker, at, at + lease, policy)
         # Sorted out before anything changes: claiming a row changes what _is_plain sees.
         plain = [r for r in rows if _is_plain(r, context)]
-        special = [r for r in rows if not _is_plain(r, context)]
-        claimed: list[ClaimedMail] = []
-        # No autoflush: one flush at commit writes all status changes and audit rows as
-        # batches instead of a few statements per row.
-        with db.no_autoflush:
-            _load_bodies(db, plain, context)
-            claimed.extend(_claim_plain(db, plain, context))
-            for row in special:
-                _claim_special(db, row, context)
+        special = [r.id for r in rows if not _is_plain(r, context)]
+        _load_bodies(db, plain, context)
+        claimed = _claim_plain(db, plain, context)
+        # Rare (a dead worker's row, an unsubscribed recipient): handled object by object.
+        for row in _objects(db, special):
+            _claim_special(db, row, context)
     return claimed
 
 
-def _lock_candidates(db: Session, at: datetime, limit: int) -> Sequence[OutboundMessage]:
+_CANDIDATE_COLUMNS = (
+    OutboundMessage.id,
+    OutboundMessage.status,
+    OutboundMessage.kind,
+    OutboundMessage.recipient,
+    OutboundMessage.message_id,
+    OutboundMessage.event_id,
+    OutboundMessage.person_id,
+    OutboundMessage.essential,
+    OutboundMessage.claimed_by,
+    OutboundMessage.sent_at,
+    OutboundMessage.attempts,
+)
+
+
+def _lock_candidates(db: Session, at: datetime, limit: int) -> Sequence[Any]:
+    """The due rows, as plain rows: a claim writes them with a few statements, no objects."""
+    return db.execute(_candidates_query(limit, _on_postgresql(db)), {"at": at}).all()
+
+
+@functools.cache
+def _candidates_query(limit: int, postgresql: bool) -> Select[*tuple[Any, ...]]:
+    # Built once per batch size: building a statement took longer than running it.
     query = (
-        select(OutboundMessage)
-        .where(due_condition(at))
+        select(*_CANDIDATE_COLUMNS)
+        .where(due_condition(bindparam("at")))
         .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
         .limit(limit)
+    )
+    # On PostgreSQL rows another worker is claiming right now are skipped, not waited for.
+    return query.with_for_update(skip_locked=True) if postgresql else query
+
+
+def _on_postgresql(db: Session) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def _objects(db: Session, ids: Sequence[int]) -> Sequence[OutboundMessage]:
+    if not ids:
+        return []
+    query = (
+        select(OutboundMessage)
+        .where(OutboundMessage.id.in_(ids))
+        .order_by(OutboundMessage.id)
         .execution_options(populate_existing=True)
     )
-    if db.get_bind().dialect.name == "postgresql":
-        # Rows another worker is claiming right now are skipped, not waited for.
-        query = query.with_for_update(skip_locked=True)
     return db.scalars(query).all()
+
+
+# The claim's and settle's statements, built once (see _candidates_query).
+_EVENTS_OF = select(Event.id, Event.organiser, Event.reply_address).where(
+    Event.id.in_(bindparam("ids", expanding=True))
+)
+_UNSUBSCRIPTIONS_OF = select(Unsubscription.person_id, Unsubscription.organiser).where(
+    Unsubscription.person_id.in_(bindparam("ids", expanding=True))
+)
+_BODIES_OF = select(OutboundBody.outbound_id, OutboundBody.raw).where(
+    OutboundBody.outbound_id.in_(bindparam("ids", expanding=True))
+)
+_CLAIM = (
+    update(OutboundMessage)
+    .where(
+        OutboundMessage.id.in_(bindparam("ids", expanding=True)),
+        due_condition(bindparam("at")),
+        # Accepted just now by a worker whose lease ran out: settle it, never resend.
+        OutboundMessage.sent_at.is_(None),
+    )
+    .values(
+        claimed_by=bindparam("worker"),
+        lease_until=bindparam("lease_until"),
+        attempts=OutboundMessage.attempts + 1,
+    )
+    .returning(OutboundMessage.id, OutboundMessage.attempts)
+)
 
 
 def _claim_context(
     db: Session,
-    rows: Sequence[OutboundMessage],
+    rows: Sequence[Any],
     worker: str,
     at: datetime,
     lease_until: datetime,
     policy: RetryPolicy,
 ) -> _ClaimContext:
-    event_ids = {r.event_id for r in rows if r.event_id is not None}
-    events = db.execute(
-        select(Event.id, Event.organiser, Event.reply_address).where(Event.id.in_(event_ids))
-    ).all()
-    person_ids = {r.person_id for r in rows if not r.essential and r.person_id is not None}
+    event_ids = sorted({r.event_id for r in rows if r.event_id is not None})
+    events = db.execute(_EVENTS_OF, {"ids": event_ids}).all()
+    person_ids = sorted({r.person_id for r in rows if not r.essential and r.person_id is not None})
     unsubscribed: set[tuple[int, str]] = set()
     if person_ids:
-        pairs = db.execute(
-            select(Unsubscription.person_id, Unsubscription.organiser).where(
-                Unsubscription.person_id.in_(person_ids)
-            )
-        ).all()
+        pairs = db.execute(_UNSUBSCRIPTIONS_OF, {"ids": person_ids}).all()
         unsubscribed = {(person_id, organiser) for person_id, organiser in pairs}
     return _ClaimContext(
         worker=worker,
@@ -233,19 +288,15 @@ def _claim_context(
     )
 
 
-def _load_bodies(db: Session, rows: Sequence[OutboundMessage], context: _ClaimContext) -> None:
+def _load_bodies(db: Session, rows: Sequence[Any], context: _ClaimContext) -> None:
     """The rendered bytes of the rows about to be sent: one query for the whole batch."""
     if not rows:
         return
-    found = db.execute(
-        select(OutboundBody.outbound_id, OutboundBody.raw).where(
-            OutboundBody.outbound_id.in_([r.id for r in rows])
-        )
-    )
+    found = db.execute(_BODIES_OF, {"ids": [r.id for r in rows]})
     context.bodies.update({row_id: raw for row_id, raw in found})
 
 
-def _is_plain(row: OutboundMessage, context: _ClaimContext) -> bool:
+def _is_plain(row: Any, context: _ClaimContext) -> bool:
     """Due to go out now: not suppressed, not sent by a dead worker, not given up on."""
     if context.suppressed(row):
         return False
@@ -254,58 +305,40 @@ def _is_plain(row: OutboundMessage, context: _ClaimContext) -> bool:
     return row.sent_at is None and row.attempts < context.policy.max_attempts
 
 
-def _claim_plain(
-    db: Session, rows: Sequence[OutboundMessage], context: _ClaimContext
-) -> list[ClaimedMail]:
-    """Claim rows that simply go out: one compare-and-set statement for all of them."""
+def _claim_plain(db: Session, rows: Sequence[Any], context: _ClaimContext) -> list[ClaimedMail]:
+    """Claim rows that simply go out: a few statements for the whole batch."""
     if not rows:
         return []
-    won = db.execute(
-        update(OutboundMessage)
-        .where(
-            OutboundMessage.id.in_([r.id for r in rows]),
-            due_condition(context.at),
-            # Accepted just now by a worker whose lease ran out: settle it, never resend.
-            OutboundMessage.sent_at.is_(None),
-        )
-        .values(
-            # The status too, so the claim is one statement; `transition` below checks the
-            # move and writes its audit row. The rows are locked since we read them (BEGIN
-            # IMMEDIATE, or FOR UPDATE), so the status we read is the one we replace.
-            status=OutboundStatus.SENDING,
-            claimed_by=context.worker,
-            lease_until=context.lease_until,
-            attempts=OutboundMessage.attempts + 1,
-        )
-        .returning(OutboundMessage.id, OutboundMessage.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
-    current = {row_id: attempts for row_id, attempts in won}
-    claimed = []
-    entries = []
-    for row in rows:
-        if row.id not in current:
-            continue  # another worker claimed it after we read it
-        attempts = current[row.id]
-        abandoned_by = row.claimed_by if row.status == OutboundStatus.SENDING else None
-        # Tell the ORM what the database now holds, without writing it a second time.
-        set_committed_value(row, "claimed_by", context.worker)
-        set_committed_value(row, "lease_until", context.lease_until)
-        set_committed_value(row, "attempts", attempts)
-        if abandoned_by is not None:
-            entries.append(_release_abandoned(db, row, abandoned_by, context.worker))
-        entry = transition(
-            db,
-            row,
-            OutboundStatus.SENDING,
-            reason=f"claimed, attempt {attempts}",
-            actor=context.worker,
-        )
-        entries.append(entry)
-        set_committed_value(row, "status", OutboundStatus.SENDING)  # written by the claim
-        claimed.append(_claimed_mail(row, context))
-    _insert_audit(db, entries)
-    return claimed
+    parameters = {
+        "ids": [r.id for r in rows],
+        "at": context.at,
+        "worker": context.worker,
+        "lease_until": context.lease_until,
+    }
+    won = db.connection().execute(_CLAIM, parameters).all()
+    attempts_of = {row_id: attempts for row_id, attempts in won}
+    ours = [r for r in rows if r.id in attempts_of]  # the others: claimed by someone else
+    worker = context.worker
+    abandoned = [r for r in ours if r.status == OutboundStatus.SENDING]
+    transition_rows(
+        db,
+        OutboundMessage,
+        [
+            _move(r, OutboundStatus.SENDING, f"lease of {r.claimed_by} expired; due again")
+            for r in abandoned
+        ],
+        OutboundStatus.PENDING,
+        actor=worker,
+    )
+    claims = [
+        _move(r, OutboundStatus.PENDING, f"claimed, attempt {attempts_of[r.id]}") for r in ours
+    ]
+    transition_rows(db, OutboundMessage, claims, OutboundStatus.SENDING, actor=worker)
+    return [_claimed_mail(r, attempts_of[r.id], context) for r in ours]
+
+
+def _move(row: Any, old: StrEnum, reason: str, values: Mapping[str, Any] | None = None) -> RowMove:
+    return RowMove(row.id, old, row.event_id, row.person_id, reason, values or {})
 
 
 def _claim_special(db: Session, row: OutboundMessage, context: _ClaimContext) -> None:
@@ -384,7 +417,7 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0))
 
 
-def _claimed_mail(row: OutboundMessage, context: _ClaimContext) -> ClaimedMail:
+def _claimed_mail(row: Any, attempts: int, context: _ClaimContext) -> ClaimedMail:
     raw = context.bodies.get(row.id)
     return ClaimedMail(
         id=row.id,
@@ -393,14 +426,12 @@ def _claimed_mail(row: OutboundMessage, context: _ClaimContext) -> ClaimedMail:
         envelope_from=_envelope_from(row, raw, context.reply_addresses),
         message_id=row.message_id,
         raw=raw,
-        attempts=row.attempts,
+        attempts=attempts,
         lease_until=context.lease_until,
     )
 
 
-def _envelope_from(
-    row: OutboundMessage, raw: bytes | None, reply_addresses: Mapping[int, str]
-) -> str:
+def _envelope_from(row: Any, raw: bytes | None, reply_addresses: Mapping[int, str]) -> str:
     address = reply_addresses.get(row.event_id) if row.event_id is not None else None
     if address:
         return bounce_address(address)
@@ -459,80 +490,39 @@ def settle_accepted(db: Session, worker: str, outbound_ids: Sequence[int] | None
 
     Writes their audit rows and follow-ups in one go; returns how many were settled.
     """
-    query = (
-        select(OutboundMessage)
-        .where(
-            OutboundMessage.status == OutboundStatus.SENDING,
-            OutboundMessage.claimed_by == worker,
-            OutboundMessage.sent_at.is_not(None),
-        )
-        .order_by(OutboundMessage.id)
-        .execution_options(populate_existing=True)
-    )
-    if outbound_ids is not None:
-        query = query.where(OutboundMessage.id.in_(list(outbound_ids)))
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    rows = db.scalars(query).all()
-    with db.no_autoflush:
-        entries = [
-            transition(
-                db, row, OutboundStatus.SENT, reason="accepted by the SMTP server", actor=worker
-            )
-            for row in rows
-        ]
-        settled = {"status": OutboundStatus.SENT, "claimed_by": None, "lease_until": None}
-        _write_through(db, [(row, settled) for row in rows])
-        _insert_audit(db, entries)
-        _follow_up_sent(db, rows, worker)
+    query = _accepted_query(outbound_ids is not None, _on_postgresql(db))
+    parameters = {"worker": worker, "ids": list(outbound_ids or ())}
+    rows: Sequence[MailRow] = db.execute(query, parameters).all()
+    settled = {"claimed_by": None, "lease_until": None}
+    moves = [
+        _move(row, OutboundStatus.SENDING, "accepted by the SMTP server", settled) for row in rows
+    ]
+    transition_rows(db, OutboundMessage, moves, OutboundStatus.SENT, actor=worker)
+    _follow_up_sent(db, rows, worker)
     return len(rows)
 
 
-# ------------------------------------------------ writing a batch's changes in one go
-#
-# Claims and settles change every row of a batch the same way. Left to the unit of work,
-# each changed object and each audit row costs its own bookkeeping (and every audit INSERT
-# a RETURNING of an id nobody reads), which made up most of the sender's time per mail.
-# These write a batch with one executemany statement each instead. The status changes
-# still go through `transition`, which checks each move and makes its audit row.
-
-
-def _write_through(db: Session, changes: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
-    """Write each object's new `values` now: one UPDATE by primary key for all of them.
-
-    The ORM is told that the database holds these values, so the flush at commit does not
-    write them a second time. The objects must be of one mapped class with an `id` key.
-    """
-    if not changes:
-        return
-    table = type(changes[0][0]).__table__
-    keys = list(changes[0][1])
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({key: bindparam(f"_{key}") for key in keys})
+@functools.cache
+def _accepted_query(only_some: bool, postgresql: bool) -> Select[*tuple[Any, ...]]:
+    query = (
+        select(
+            OutboundMessage.id,
+            OutboundMessage.kind,
+            OutboundMessage.event_id,
+            OutboundMessage.person_id,
+            OutboundMessage.sent_at,
+            OutboundMessage.last_error,
+        )
+        .where(
+            OutboundMessage.status == OutboundStatus.SENDING,
+            OutboundMessage.claimed_by == bindparam("worker"),
+            OutboundMessage.sent_at.is_not(None),
+        )
+        .order_by(OutboundMessage.id)
     )
-    rows = [{"_id": obj.id, **{f"_{key}": values[key] for key in keys}} for obj, values in changes]
-    db.connection().execute(statement, rows)
-    for obj, values in changes:
-        for key, value in values.items():
-            set_committed_value(obj, key, value)
-
-
-_AUDIT_COLUMNS = tuple(c.key for c in AuditEntry.__table__.columns if c.key not in ("id", "at"))
-
-
-def _insert_audit(db: Session, entries: Sequence[AuditEntry]) -> None:
-    """Write audit rows made by `transition` now, in one INSERT, instead of at the flush."""
-    if not entries:
-        return
-    at = now()
-    for entry in entries:
-        db.expunge(entry)  # written here; the flush must not insert it again
-    db.connection().execute(
-        insert(AuditEntry),
-        [{**{key: getattr(entry, key) for key in _AUDIT_COLUMNS}, "at": at} for entry in entries],
-    )
+    if only_some:
+        query = query.where(OutboundMessage.id.in_(bindparam("ids", expanding=True)))
+    return query.with_for_update() if postgresql else query
 
 
 def mark_sent(db: Session, outbound_id: int, worker: str) -> bool:
@@ -615,11 +605,32 @@ def _held_by(db: Session, outbound_id: int, worker: str, **values: Any) -> Outbo
 
 # ---------------------------------------------------------------- follow-ups of a result
 
-FollowUp = Callable[[Session, Sequence[OutboundMessage], str], None]
+
+class MailRow(Protocol):
+    """What a follow-up reads of an outbound row: an OutboundMessage or a plain row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def event_id(self) -> int | None: ...
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def last_error(self) -> str | None: ...
 
 
-def _invitations_of(db: Session, rows: Sequence[OutboundMessage]) -> dict[int, Invitation]:
-    """Outbound row id → the invitation it was sent for (one query for the whole batch)."""
+FollowUp = Callable[[Session, Sequence[MailRow], str], None]
+
+
+def _queued_invitations(db: Session, rows: Sequence[MailRow]) -> dict[int, Any]:
+    """Outbound row id → the queued invitation it was sent for (one query for the batch).
+
+    An invitation that is no longer queued was re-sent (a fixed address): nothing changes.
+    """
     pairs = {
         (r.event_id, r.person_id)
         for r in rows
@@ -629,15 +640,12 @@ def _invitations_of(db: Session, rows: Sequence[OutboundMessage]) -> dict[int, I
         return {}
     # Two plain INs rather than a row-value IN: SQLite answers this one from the
     # (event_id, person_id) index, the row-value form by scanning every invitation.
-    found = db.scalars(
-        select(Invitation).where(
-            Invitation.event_id.in_(sorted({event_id for event_id, _ in pairs})),
-            Invitation.person_id.in_(sorted({person_id for _, person_id in pairs})),
-        )
-    )
-    by_pair: dict[tuple[int | None, int | None], Invitation] = {
-        (i.event_id, i.person_id): i for i in found
+    parameters = {
+        "events": sorted({event_id for event_id, _ in pairs}),
+        "persons": sorted({person_id for _, person_id in pairs}),
     }
+    found = db.execute(_queued_invitations_query(_on_postgresql(db)), parameters)
+    by_pair = {(i.event_id, i.person_id): i for i in found}
     return {
         r.id: by_pair[(r.event_id, r.person_id)]
         for r in rows
@@ -645,40 +653,35 @@ def _invitations_of(db: Session, rows: Sequence[OutboundMessage]) -> dict[int, I
     }
 
 
-def _invitations_sent(db: Session, rows: Sequence[OutboundMessage], worker: str) -> None:
-    by_id = {r.id: r for r in rows}
-    changes: list[tuple[Any, Mapping[str, Any]]] = []
-    entries = []
-    for row_id, invitation in _invitations_of(db, rows).items():
-        # Already sent: this was a re-send (a fixed address); nothing changes.
-        if invitation.status == InvitationStatus.QUEUED:
-            entries.append(
-                transition(
-                    db,
-                    invitation,
-                    InvitationStatus.SENT,
-                    reason=f"invitation mail {row_id} sent",
-                    actor=worker,
-                )
-            )
-            sent_at = by_id[row_id].sent_at or now()
-            changes.append((invitation, {"status": InvitationStatus.SENT, "sent_at": sent_at}))
-    _write_through(db, changes)
-    _insert_audit(db, entries)
+@functools.cache
+def _queued_invitations_query(postgresql: bool) -> Select[*tuple[Any, ...]]:
+    query = select(Invitation.id, Invitation.event_id, Invitation.person_id).where(
+        Invitation.event_id.in_(bindparam("events", expanding=True)),
+        Invitation.person_id.in_(bindparam("persons", expanding=True)),
+        Invitation.status == InvitationStatus.QUEUED,
+    )
+    return query.with_for_update() if postgresql else query
 
 
-def _invitations_undeliverable(db: Session, rows: Sequence[OutboundMessage], worker: str) -> None:
-    for row_id, invitation in _invitations_of(db, rows).items():
-        if invitation.status == InvitationStatus.QUEUED:
-            row = next(r for r in rows if r.id == row_id)
-            invitation.bounce_reason = row.last_error
-            transition(
-                db,
-                invitation,
-                InvitationStatus.UNDELIVERABLE,
-                reason=f"invitation mail {row_id} failed: {row.last_error}",
-                actor=worker,
-            )
+def _invitations_sent(db: Session, rows: Sequence[MailRow], worker: str) -> None:
+    sent_at = {r.id: r.sent_at or now() for r in rows}
+    moves = [
+        _move(invitation, InvitationStatus.QUEUED, f"invitation mail {row_id} sent",
+              {"sent_at": sent_at[row_id]})
+        for row_id, invitation in _queued_invitations(db, rows).items()
+    ]  # fmt: skip
+    transition_rows(db, Invitation, moves, InvitationStatus.SENT, actor=worker)
+
+
+def _invitations_undeliverable(db: Session, rows: Sequence[MailRow], worker: str) -> None:
+    error = {r.id: r.last_error for r in rows}
+    moves = [
+        _move(invitation, InvitationStatus.QUEUED,
+              f"invitation mail {row_id} failed: {error[row_id]}",
+              {"bounce_reason": error[row_id]})
+        for row_id, invitation in _queued_invitations(db, rows).items()
+    ]  # fmt: skip
+    transition_rows(db, Invitation, moves, InvitationStatus.UNDELIVERABLE, actor=worker)
 
 
 # What else changes when mail of a kind is sent, or fails for good.
@@ -686,7 +689,7 @@ AFTER_SENT: Mapping[str, FollowUp] = {MailKind.INVITATION.value: _invitations_se
 AFTER_FAILED: Mapping[str, FollowUp] = {MailKind.INVITATION.value: _invitations_undeliverable}
 
 
-def _follow_up_sent(db: Session, rows: Sequence[OutboundMessage], worker: str) -> None:
+def _follow_up_sent(db: Session, rows: Sequence[MailRow], worker: str) -> None:
     for kind, follow_up in AFTER_SENT.items():
         of_kind = [r for r in rows if r.kind == kind]
         if of_kind:
@@ -696,6 +699,7 @@ def _follow_up_sent(db: Session, rows: Sequence[OutboundMessage], worker: str) -
 def after_failure(db: Session, row: OutboundMessage, worker: str) -> None:
     follow_up = AFTER_FAILED.get(row.kind)
     if follow_up is not None:
+        db.flush()  # the row's last_error, set as an object, is read back as a row
         follow_up(db, [row], worker)
 
 
