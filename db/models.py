@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     select,
+    text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -272,6 +273,10 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_messages_mailbox_uid"),
         Index("ix_inbound_messages_status", "status"),
+        # An event's mail is `event_id = ? OR invitation_id IN (its invitations)` (the purge,
+        # forget, the organiser's views); either side without an index scans the whole table.
+        Index("ix_inbound_messages_event_id", "event_id"),
+        Index("ix_inbound_messages_invitation_id", "invitation_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -310,6 +315,10 @@ class OutboundMessage(Base):
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index("ix_outbound_messages_due", "status", "next_attempt_at"),
+        # An event's outbox (the purge, the organiser's lists, newest first by id). event_id
+        # alone: it never changes, so the sender's status updates leave this index alone on
+        # SQLite, and the few rows of one status are found through ix_outbound_messages_due.
+        Index("ix_outbound_messages_event_id", "event_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -391,7 +400,20 @@ class OutboundBody(Base):
 
 class AuditEntry(Base):
     __tablename__ = "audit_entries"
-    __table_args__ = (Index("ix_audit_entries_machine_entity", "machine", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_entries_machine_entity", "machine", "entity_id"),
+        # The purge's daily "anything new about this event since?" (`at >= ?`) and the
+        # organiser's audit trail (newest first) read one event's entries by time.
+        Index("ix_audit_entries_event_at", "event_id", "at"),
+        # What a message caused (inbox show, forget, the purge). Partial: most entries are
+        # the outbox's and name no message, so they cost this index nothing.
+        Index(
+            "ix_audit_entries_inbound_message_id",
+            "inbound_message_id",
+            sqlite_where=text("inbound_message_id IS NOT NULL"),
+            postgresql_where=text("inbound_message_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = _ts()
