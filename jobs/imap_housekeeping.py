@@ -7,7 +7,7 @@ transaction of its own, commits, and only then deletes those copies on the serve
 network IO inside a transaction):
 
 1. `purge_expired` → `PurgeReport.server_copies` (Message-IDs as they were before any
-   anonymisation rewrote them); commit.
+   anonymisation rewrote them; see below for later runs); commit.
 2. The rows say which copies are not yet deleted: an inbound row whose bytes are gone
    (`raw IS NULL`) but which still names a `server_folder`, and sent mail marked
    `sent_copy_pending` (its copy in the Sent folder). That is this run's, any an earlier run
@@ -24,6 +24,13 @@ the bytes it fetched (``<hex>@rsvpmail.invalid``, `workflows.inbound.synthetic_m
 Such copies are found the same way: the messages of a folder whose Message-ID header is
 missing or unreadable are fetched (whole, or only their header block when larger than
 `max_message_bytes`, as the reader did) and hashed.
+
+A Message-ID that named a person was replaced by its hash when the row was anonymised
+(``<hex>@anonymised.rsvpmail.invalid``, `workflows.privacy.anonymous_message_id`); the copy
+on the server still has the original header. The purge's report holds the original for
+its own run, but a retry after a failed deletion, or the deletion `privacy forget` asked
+for, only has the row: those copies are found by fetching the Message-ID header of every
+message in the folder and hashing it the same way. Nothing of the original is kept.
 
 Nothing here logs an address or a subject: counts and folder names only.
 """
@@ -46,7 +53,12 @@ from db.models import InboundMessage, OutboundMessage
 from jobs.imap_reader import ImapCommandError, connect
 from jobs.settings import ImapSettings
 from workflows.inbound import read_envelope, synthetic_message_id
-from workflows.privacy import PurgeReport, purge_expired
+from workflows.privacy import (
+    ANONYMOUS_MESSAGE_ID_SUFFIX,
+    PurgeReport,
+    anonymous_message_id,
+    purge_expired,
+)
 
 log = logging.getLogger("rsvpmail.housekeeping")
 
@@ -96,6 +108,11 @@ def is_synthetic(message_id: str) -> bool:
     return message_id.lower().endswith(SYNTHETIC_SUFFIX)
 
 
+def is_anonymised(message_id: str) -> bool:
+    """A Message-ID the privacy purge replaced by a hash (the server has the original)."""
+    return message_id.lower().endswith(ANONYMOUS_MESSAGE_ID_SUFFIX)
+
+
 def delete_server_copies(
     settings: ImapSettings,
     message_ids: Iterable[str],
@@ -135,8 +152,9 @@ def _delete_in_folder(
     except MailboxFolderSelectError:
         report.missing_folders.append(folder)
         return
-    real = [m for m in ids if not is_synthetic(m)]
     synthetic = {m for m in ids if is_synthetic(m)}
+    anonymised = {m for m in ids if is_anonymised(m)}
+    real = [m for m in ids if m not in synthetic and m not in anonymised]
     for start in range(0, max(len(real), 1), SEARCH_BATCH):
         uids: set[int] = set()
         for message_id in real[start : start + SEARCH_BATCH]:
@@ -146,6 +164,10 @@ def _delete_in_folder(
                 uids.update(found)
         if start == 0 and synthetic:
             for uid, message_id in _uids_with_synthetic_id(box, synthetic, max_bytes):
+                report.found_ids.add(message_id)
+                uids.add(uid)
+        if start == 0 and anonymised:
+            for uid, message_id in _uids_with_anonymised_id(box, anonymised):
                 report.found_ids.add(message_id)
                 uids.add(uid)
         if uids:
@@ -197,6 +219,20 @@ def _uids_with_synthetic_id(
             _check(typ, body, "UID FETCH BODY[]")
             raw = next((b for _u, _s, b in _fetched(body)), b"")
         message_id = synthetic_message_id(raw)
+        if message_id in wanted:
+            found.append((uid, message_id))
+    return found
+
+
+def _uids_with_anonymised_id(box: BaseMailBox, wanted: set[str]) -> list[tuple[int, str]]:
+    """(UID, id) of messages whose Message-ID hashes to a wanted anonymised id."""
+    typ, data = box.client.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    if typ != "OK":  # an empty folder answers NO/BAD to "1:*" on some servers
+        return []
+    found: list[tuple[int, str]] = []
+    for uid, _size, head in _fetched(data):
+        # Read as the reader read it, so the hash is of the Message-ID it stored.
+        message_id = anonymous_message_id(read_envelope(head).message_id)
         if message_id in wanted:
             found.append((uid, message_id))
     return found
@@ -261,7 +297,14 @@ def _pending_copies(db: Session, report: PurgeReport) -> _Pending:
         )
     ).all()
     message_ids = [c.message_id for c in report.server_copies]
-    message_ids += [r.message_id for r in inbound] + [r.message_id for r in outbound]
+    # A row this run anonymised has its copy listed under the original id already; its
+    # hashed id would only cost a pass over every Message-ID in the folder (unless the
+    # original cannot be searched for: then the hash is the only way to the copy).
+    covered = {
+        anonymous_message_id(c.message_id) for c in report.server_copies if searchable(c.message_id)
+    }
+    message_ids += [r.message_id for r in inbound if r.message_id not in covered]
+    message_ids += [r.message_id for r in outbound]
     folders = [c.folder for c in report.server_copies if c.folder]
     folders += [r.server_folder for r in inbound if r.server_folder]
     return _Pending(

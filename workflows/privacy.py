@@ -37,6 +37,9 @@ Decisions worth knowing:
   should delete there, and the rows say it until that is done: an inbound row keeps its
   `server_folder`, sent mail gets `sent_copy_pending` (jobs/imap_housekeeping.py clears
   both once the server confirmed), so a deletion that failed is retried on the next run.
+  A Message-ID that names the person is replaced by its hash (`anonymous_message_id`);
+  the retry finds the copy by hashing the Message-IDs on the server, so the original is
+  not kept anywhere, not even until the copy is gone.
 - The purge runs daily but does not go through an event's rows again once it has: the
   event remembers when each period was purged (`raw_purged_at`, `personal_purged_at`), and
   a later run only looks again when something about the event is newer than that — mail
@@ -63,7 +66,7 @@ from email import message_from_bytes
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from db.models import (
@@ -95,6 +98,7 @@ ADDRESS_REMOVED = "[address removed]"
 NAME_REMOVED = "[name removed]"
 BOUNCE_REASON_REMOVED = "permanent bounce (details removed)"
 TOKEN_PREFIX = "anonymised"  # plus zero-padded id: never matches the token pattern
+ANONYMOUS_MESSAGE_ID_SUFFIX = f"@{ANON_DOMAIN}>"  # see anonymous_message_id()
 AUTO_ANSWER_COUNT_DAYS = 30
 ACTOR = "privacy"
 # Longer than any transaction lasts: rows are stamped when written, not when committed.
@@ -241,6 +245,17 @@ def anonymous_email(person_id: int) -> str:
 
 def anonymous_token(invitation_id: int) -> str:
     return f"{TOKEN_PREFIX}{invitation_id:022d}"
+
+
+def anonymous_message_id(message_id: str) -> str:
+    """What a stored Message-ID that names a person becomes: its hash, still unique.
+
+    Deterministic on purpose: housekeeping finds the copy on the mail server, which still
+    carries the original header, by hashing the Message-IDs in a folder the same way, so
+    nothing of the original has to be kept for a deletion that must be retried.
+    """
+    digest = hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+    return f"<{digest}{ANONYMOUS_MESSAGE_ID_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -452,15 +467,19 @@ def _changed_since(db: Session, event_id: int, since: datetime) -> bool:
     return any(db.scalar(query.limit(1)) is not None for query in newer)
 
 
-def _event_invitation_ids(event_id: int) -> Any:
-    return select(Invitation.id).where(Invitation.event_id == event_id)
-
-
 def _event_inbound_condition(event_id: int) -> ColumnElement[bool]:
-    return or_(
-        InboundMessage.event_id == event_id,
-        InboundMessage.invitation_id.in_(_event_invitation_ids(event_id)),
+    """The event's inbound mail: matched to the event, or to one of its invitations.
+
+    A UNION of the two, not `event_id = ? OR invitation_id IN (subquery)`: PostgreSQL
+    cannot use an index for an OR with a subquery and reads the whole table instead.
+    """
+    matched = select(InboundMessage.id).where(InboundMessage.event_id == event_id)
+    by_invitation = (
+        select(InboundMessage.id)
+        .join(Invitation, Invitation.id == InboundMessage.invitation_id)
+        .where(Invitation.event_id == event_id)
     )
+    return InboundMessage.id.in_(union(matched, by_invitation))
 
 
 def _purge_event_raw(db: Session, w: Retention, report: PurgeReport) -> None:
@@ -532,7 +551,9 @@ def _anonymise_event(db: Session, w: Retention, report: PurgeReport) -> None:
     for row in inbound:
         report.inbound_anonymised += _anonymise_inbound(row, scrub, report.server_copies)
     outbound = db.scalars(
-        select(OutboundMessage).where(OutboundMessage.event_id == w.event_id)
+        select(OutboundMessage)
+        .options(selectinload(OutboundMessage.body))  # bytes in one query, not one per row
+        .where(OutboundMessage.event_id == w.event_id)
     ).all()
     for out in outbound:
         changed, suppressed = _anonymise_outbound(
@@ -584,8 +605,7 @@ def _anonymise_inbound(row: InboundMessage, scrub: Scrubber, copies: list[Server
     row.error = scrub.optional(row.error)
     row.resolution = scrub.optional(row.resolution)
     if scrub.mentioned_in(row.message_id):  # some clients put the sender in the Message-ID
-        digest = hashlib.sha256(row.message_id.encode("utf-8", "replace")).hexdigest()
-        row.message_id = f"<{digest}@{ANON_DOMAIN}>"
+        row.message_id = anonymous_message_id(row.message_id)
     return int(before != _inbound_state(row))
 
 
@@ -769,9 +789,9 @@ def _anonymise_person(db: Session, person: Person, *, reason: str, actor: str) -
     ).all():
         counts.inbound_anonymised += _anonymise_inbound(row, scrub, counts.server_copies)
     outbound = db.scalars(
-        select(OutboundMessage).where(
-            or_(OutboundMessage.person_id == person.id, OutboundMessage.recipient == address)
-        )
+        select(OutboundMessage)
+        .options(selectinload(OutboundMessage.body))  # bytes in one query, not one per row
+        .where(or_(OutboundMessage.person_id == person.id, OutboundMessage.recipient == address))
     ).all()
     for out in outbound:
         changed, suppressed = _anonymise_outbound(
@@ -1245,6 +1265,7 @@ def _audit_records(
 
 
 __all__ = [
+    "ANONYMOUS_MESSAGE_ID_SUFFIX",
     "ANON_DOMAIN",
     "ForgetReport",
     "PurgeReport",
@@ -1252,6 +1273,7 @@ __all__ = [
     "Scrubber",
     "ServerCopy",
     "anonymous_email",
+    "anonymous_message_id",
     "anonymous_reading",
     "export_person",
     "forget_person",
