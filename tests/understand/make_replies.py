@@ -1910,7 +1910,8 @@ def subject_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
 # A secretary forwards the wethouder's own answer, or someone forwards the invitation itself.
 # With nothing of the sender's own above it, the forwarded words are someone else's: unclear,
 # for a human, with the forwarded text kept in reply_text. With words above it, those words are
-# the answer, read as usual.
+# the answer, read as usual; words that only point at the forward ("Zie hieronder.") leave it
+# unclear, and reply_text then shows the forwarded text too, after the sender's words.
 
 WETHOUDER = "Jan Jansen"
 WETHOUDER_ADDRESS = "jan.jansen@zaanstad.nl"
@@ -2060,13 +2061,19 @@ def forward_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
     # Words of their own above the forward: read as usual.
     add("fw-outlook-secretaresse-boven", partial(forward_outlook, answer=answer_nl),
         "Namens wethouder Jansen laat ik u weten dat hij graag komt, deelsessie veiligheid.",
-        {"kind": "accept", "session": "veiligheid", "forwarded_only": False},
-        signature="nl_short")  # fmt: skip
+        {"kind": "accept", "session": "veiligheid", "forwarded_only": False,
+         "forward_shown": False}, signature="nl_short")  # fmt: skip
     add("fw-apple-ik-kom-boven", forward_apple, "Ik kom graag, deelsessie werk.",
         {"kind": "accept", "session": "werk", "forwarded_only": False})  # fmt: skip
+    # Own words that only point at the forward: unclear, and the reviewer sees both (the
+    # forward marked as such), but the forwarded words are still not read.
+    pointing = {"kind": "unclear", "forwarded_only": False, "forward_shown": True}
     add("fw-outlook-zie-hieronder", partial(forward_outlook_old, answer=answer_nl),
-        "Zie hieronder.", {"kind": "unclear", "forwarded_only": False},
+        "Zie hieronder.", pointing,
         signature="nl_short", subject="FW: RE: Ja, ik kom graag")  # fmt: skip
+    add("fw-outlook-en-see-below", partial(forward_outlook, answer=answer_en),
+        "Please see the message from our alderman below.", {**pointing, "language": "en"},
+        lang="en", signature="en")  # fmt: skip
     return out
 
 

@@ -8,6 +8,7 @@ reply, what the reviewer gets to see, and how an SES notice is read (or refused)
 from __future__ import annotations
 
 import json
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
@@ -15,8 +16,9 @@ import pytest
 from tests.understand._common import REPLIES, sessions
 from workflows.understand import ses, understand
 from workflows.understand import subject as subject_line
-from workflows.understand.pipeline import FORWARD_MARKER
+from workflows.understand.pipeline import FORWARD_BELOW_MARKER, FORWARD_MARKER
 from workflows.understand.strip import forwarded_part, strip_reply
+from workflows.understand.text import read_text
 from workflows.understanding import ReplyKind
 
 OUTLOOK_BLOCK = (
@@ -117,8 +119,52 @@ def test_the_forwarded_subject_is_not_read_as_the_senders_answer() -> None:
 def test_the_forwarded_subject_is_not_read_under_words_that_say_nothing() -> None:
     raw = _mail("FW: Ja, ik kom graag", "Zie hieronder.\n\n" + OUTLOOK_BLOCK)
     u = understand(raw, sessions())
+    assert u.kind is ReplyKind.UNCLEAR and u.session is None
+    assert u.reply_text.startswith(f"Zie hieronder.\n\n{FORWARD_BELOW_MARKER}\n\n")
+
+
+# --- words that only point at the forward -----------------------------------------------------
+
+
+def test_words_that_point_at_the_forward_show_it_to_the_reviewer_unread() -> None:
+    raw = (REPLIES / "fw-outlook-en-see-below.eml").read_bytes()
+    body = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(body, EmailMessage)
+    own = strip_reply(body.get_content())
+    u = understand(raw, sessions())
+    own_reading = read_text(own, sessions())
+
+    # The classification is that of the sender's own words alone …
+    assert own_reading.says_nothing
+    assert (u.kind, u.session, u.companions, u.has_question) == (
+        own_reading.kind, own_reading.session, own_reading.companions, own_reading.has_question
+    )  # fmt: skip
+    assert u.kind is ReplyKind.UNCLEAR
+    # … and the reviewer gets those words, the marker, then the whole forward.
+    head, marker, forwarded = u.reply_text.partition(f"\n\n{FORWARD_BELOW_MARKER}\n\n")
+    assert (head, marker) == (own, f"\n\n{FORWARD_BELOW_MARKER}\n\n")
+    assert forwarded.startswith("________________________________\nFrom: Jan Jansen")
+    assert "Yes, I will attend. Housing session please." in forwarded
+
+
+def test_the_same_words_above_a_reply_quote_show_no_quote() -> None:
+    """Under "RE:" Outlook's header block is the quoted invitation, not a forward."""
+    u = understand(_mail("RE: Uitnodiging", "Zie hieronder.\n\n" + OUTLOOK_BLOCK), sessions())
     assert u.kind is ReplyKind.UNCLEAR
     assert u.reply_text == "Zie hieronder."
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        "Nee, helaas, ik kan niet.",  # an answer: the reply, read as usual
+        "Ik weet het nog niet.",  # a hedge: the sender's own doubt, for a human as it is
+        "Komt de wethouder ook op de lijst?",  # a question of their own
+    ],
+)
+def test_words_that_say_something_are_shown_alone(own: str) -> None:
+    u = understand(_mail("FW: RE: Uitnodiging", f"{own}\n\n{OUTLOOK_BLOCK}"), sessions())
+    assert u.reply_text == own
 
 
 def test_words_above_the_forward_are_the_answer() -> None:

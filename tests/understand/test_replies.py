@@ -16,7 +16,7 @@ import pytest
 from tests.understand import make_replies
 from tests.understand._common import REPLIES, sessions
 from workflows.understand import understand
-from workflows.understand.pipeline import FORWARD_MARKER
+from workflows.understand.pipeline import FORWARD_BELOW_MARKER, FORWARD_MARKER
 from workflows.understanding import Understanding
 
 EXPECTED: dict[str, dict[str, Any]] = json.loads((REPLIES / "expected.json").read_text("utf-8"))
@@ -48,6 +48,7 @@ def _actual(u: Understanding, expected: dict[str, Any]) -> dict[str, Any]:
         "bounced_recipients": list(u.bounced_recipients),
         "is_automatic": u.is_automatic,
         "forwarded_only": u.reply_text.startswith(FORWARD_MARKER),
+        "forward_shown": FORWARD_BELOW_MARKER in u.reply_text,
     }
     return {k: v for k, v in got.items() if k in expected}
 
@@ -81,7 +82,9 @@ def test_quoted_invitation_never_read(name: str) -> None:
         # invitation) in reply_text on purpose, for the reviewer; it is never read.
         assert u.kind.value == "unclear" and u.reply_text.startswith(FORWARD_MARKER), u.notes
         return
-    text = u.reply_text.lower()
+    # Below FORWARD_BELOW_MARKER is the forwarded mail, shown to the reviewer, never read;
+    # the sender's own words above it must be free of quoted text like any reply.
+    text = u.reply_text.partition(FORWARD_BELOW_MARKER)[0].lower()
     for leak in (
         "rsvp:",
         "geachte wethouder",

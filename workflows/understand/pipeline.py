@@ -26,6 +26,9 @@ _PARTSTAT_KIND = {
 _MAX_READ_CHARS = 20_000
 # Opens reply_text of a forward the sender added nothing to: what follows is not theirs.
 FORWARD_MARKER = "[Forwarded message; the sender wrote nothing of their own. It reads:]"
+# Follows the sender's own words when those only point at the forward below them ("Zie
+# hieronder."): the reviewer needs the forwarded text to decide; it was not read.
+FORWARD_BELOW_MARKER = "[Forwarded message below the sender's words; not read. It reads:]"
 _DEFINITE = (ReplyKind.ACCEPT, ReplyKind.DECLINE)
 # Google Calendar's notification text repeats the event (and its description); not the
 # invitee's words.
@@ -117,7 +120,8 @@ def read_message(
     reading = read_text(stripped, sessions)
     if reading.says_nothing:
         stripped, reading = _read_subject_too(subject, stripped, reading, sessions, notes)
-    return _with_reading(base, reading, stripped, default_language, notes)
+    result = _with_reading(base, reading, stripped, default_language, notes)
+    return _showing_the_forward(result, reading, body, subject)
 
 
 _FROM_SUBJECT = (ReplyKind.ACCEPT, ReplyKind.DECLINE, ReplyKind.TENTATIVE)
@@ -164,6 +168,25 @@ def _forwarded_only(
         language=detect_language(forwarded, default_language),
         notes=("forwarded message with no words of the sender's own: for a human",),
     )
+
+
+def _showing_the_forward(
+    result: Understanding, reading: TextReading, body: str, subject: str
+) -> Understanding:
+    """Words that say nothing above a forward ("Zie hieronder.", "See below") point at it.
+
+    The reply stays unclear and the forward stays unread (its words are someone else's);
+    only reply_text changes, so that the reviewer sees what the sender pointed at: their own
+    words, then FORWARD_BELOW_MARKER and the forwarded text, as for a forward with nothing
+    above it. Words that answer or ask something are the reply and shown alone, as before.
+    """
+    if result.kind is not ReplyKind.UNCLEAR or not reading.says_nothing or not result.reply_text:
+        return result
+    forwarded = strip_forwarded(body, forward_subject=subject_line.is_forward(subject))
+    if forwarded is None:
+        return result
+    shown = f"{result.reply_text}\n\n{FORWARD_BELOW_MARKER}\n\n{forwarded[:_MAX_READ_CHARS]}"
+    return replace(result, reply_text=shown)
 
 
 def _ses_result(base: Understanding, notice: ses.SesNotice) -> Understanding:

@@ -125,9 +125,9 @@ def strip_reply(text: str, *, use_quotequail: bool = True) -> str:
 
 
 def forwarded_part(text: str, *, forward_subject: bool) -> str | None:
-    """The forwarded message in a body whose own text is empty (`strip_reply` gave ""; above
-    the forward is at most a signature or "Verstuurd vanaf mijn iPhone"), from the line that
-    opens it; None when the first quoted material is no forward.
+    """The forwarded message in a body, from the line that opens it; None when the first
+    quoted material is no forward. Above it are the sender's own words (those `strip_reply`
+    keeps, possibly none), a signature or "Verstuurd vanaf mijn iPhone".
 
     An explicit forward line ("Forwarded message", "Begin doorgestuurd bericht:") always opens
     one. Outlook writes the same "Van:/Verzonden:/Aan:/Onderwerp:" block (or "Original
