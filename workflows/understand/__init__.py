@@ -31,7 +31,9 @@ Order of reading (first match decides the kind):
    line on), so the reviewer sees what was forwarded instead of nothing. Outlook's bare
    "Van:/Verzonden:" block counts as a forward only under a forward subject ("FW:", "Fwd:",
    "Doorst:"); under "RE:" it is an empty reply, unclear with an empty ``reply_text`` as
-   before. Words typed above a forward are the answer, read as in 5.
+   before. Words typed above a forward are the answer, read as in 5; when they only point at
+   it ("Zie hieronder.") and so read unclear, ``reply_text`` adds ``FORWARD_BELOW_MARKER`` and
+   the forwarded text after them, again only for the reviewer's eyes.
 5. Free text, after removing quotes and signatures (strip.py; a "PS" below the signature is
    kept), read by text.py: ``accept`` / ``decline`` / ``tentative`` / ``question`` /
    ``unclear``. When the body says nothing to act on (empty, "Zie onderwerp"), the sender's
