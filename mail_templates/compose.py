@@ -30,7 +30,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from db.models import Event, Invitation, Participant, Person
 from mail_templates import fastmime, headers
@@ -59,62 +59,28 @@ class ComposedMail:
     attachments: tuple[tuple[str, str, bytes], ...]
 
 
-def build_message(
-    kind: MailKind,
-    *,
-    event: Event,
-    person: Person | None,
-    recipient: str,
-    participant: Participant | None,
-    invitation: Invitation | None,
-    extra: dict[str, Any],
-    message_id: str,
-    in_reply_to: tuple[str, ...],
-    attachments: Sequence[tuple[str, str, bytes]],
-) -> EmailMessage:
+class MailParts(TypedDict):
+    """What a mail is about and where it goes: the keyword arguments of `compose()`."""
+
+    event: Event
+    person: Person | None
+    recipient: str
+    participant: Participant | None
+    invitation: Invitation | None
+    extra: dict[str, Any]
+    message_id: str
+    in_reply_to: tuple[str, ...]
+    attachments: Sequence[tuple[str, str, bytes]]
+
+
+def build_message(kind: MailKind, **parts: Unpack[MailParts]) -> EmailMessage:
     """Render mail `kind` for `recipient` as a complete message, ready to send."""
-    return _to_email(
-        compose(
-            kind,
-            event=event,
-            person=person,
-            recipient=recipient,
-            participant=participant,
-            invitation=invitation,
-            extra=extra,
-            message_id=message_id,
-            in_reply_to=in_reply_to,
-            attachments=attachments,
-        )
-    )
+    return _to_email(compose(kind, **parts))
 
 
-def build_message_bytes(
-    kind: MailKind,
-    *,
-    event: Event,
-    person: Person | None,
-    recipient: str,
-    participant: Participant | None,
-    invitation: Invitation | None,
-    extra: dict[str, Any],
-    message_id: str,
-    in_reply_to: tuple[str, ...],
-    attachments: Sequence[tuple[str, str, bytes]],
-) -> bytes:
+def build_message_bytes(kind: MailKind, **parts: Unpack[MailParts]) -> bytes:
     """`build_message(...).as_bytes()`, byte for byte, but quick (what the outbox stores)."""
-    mail = compose(
-        kind,
-        event=event,
-        person=person,
-        recipient=recipient,
-        participant=participant,
-        invitation=invitation,
-        extra=extra,
-        message_id=message_id,
-        in_reply_to=in_reply_to,
-        attachments=attachments,
-    )
+    mail = compose(kind, **parts)
     if mail.attachments:
         return _to_email(mail).as_bytes()  # rare (forwarded questions): the general path
     return fastmime.serialize(
@@ -122,21 +88,11 @@ def build_message_bytes(
     )
 
 
-def compose(
-    kind: MailKind,
-    *,
-    event: Event,
-    person: Person | None,
-    recipient: str,
-    participant: Participant | None,
-    invitation: Invitation | None,
-    extra: dict[str, Any],
-    message_id: str,
-    in_reply_to: tuple[str, ...],
-    attachments: Sequence[tuple[str, str, bytes]],
-) -> ComposedMail:
+def compose(kind: MailKind, **parts: Unpack[MailParts]) -> ComposedMail:
     """Render the parts and work out every header of mail `kind` for `recipient`."""
     kind = MailKind(kind)
+    event, person, recipient = parts["event"], parts["person"], parts["recipient"]
+    invitation, extra = parts["invitation"], parts["extra"]
     cfg = cached_event_config(event)
     lang = mail_language(kind, event, person)
     for_invitee = kind not in ORGANISER_KINDS
@@ -151,7 +107,7 @@ def compose(
         person=person,
         recipient=recipient,
         recipient_name=recipient_name,
-        participant=participant,
+        participant=parts["participant"],
         invitation=invitation,
         extra=extra,
         reply_address=reply_to,
@@ -168,10 +124,11 @@ def compose(
         ("Reply-To", reply_to),
         ("Subject", _subject(rendered.subject, token)),
         ("Date", format_datetime(stamp)),
-        ("Message-ID", message_id),
+        ("Message-ID", parts["message_id"]),
     ]
-    top.extend(_thread(in_reply_to))
-    top.append(("Auto-Submitted", "auto-replied" if in_reply_to else "auto-generated"))
+    top.extend(_thread(parts["in_reply_to"]))
+    replying = bool(parts["in_reply_to"])
+    top.append(("Auto-Submitted", "auto-replied" if replying else "auto-generated"))
     top.append(("X-Auto-Response-Suppress", headers.AUTO_RESPONSE_SUPPRESS))
     # Lets mail rules (and the demo's simulated invitees) sort our mail without reading it.
     top.append(("X-Rsvpmail-Kind", kind.value))
@@ -198,7 +155,7 @@ def compose(
         text=rendered.text,
         html=rendered.html,
         ics=ics,
-        attachments=tuple(attachments),
+        attachments=tuple(parts["attachments"]),
     )
 
 

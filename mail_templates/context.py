@@ -7,6 +7,7 @@ through a relationship and every template says "woensdag 1 februari 2023" the sa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -124,7 +125,36 @@ def _extras(kind: MailKind, extra: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
+# What templates see of an event, per config object and language: the same for every mail
+# of a batch, and formatting its dates in the reader's language is most of the work. Keyed
+# on the config object itself (compose.cached_event_config hands out one per version of an
+# event's settings), which the entry keeps alive so its id cannot be reused.
+_event_values_cache: dict[tuple[int, str], tuple[EventConfig, dict[str, Any]]] = {}
+_event_values_lock = threading.Lock()
+_EVENT_VALUES_CACHE_SIZE = 64
+
+
 def _event_values(cfg: EventConfig, lang: str) -> dict[str, Any]:
+    """`_format_event(cfg, lang)`, computed once per config and language.
+
+    Each mail gets its own copy: an organiser's template may change what it is given (the
+    sandbox allows `list.append`), and that must not reach the next mail.
+    """
+    key = (id(cfg), lang)
+    held = _event_values_cache.get(key)
+    if held is None or held[0] is not cfg:
+        held = (cfg, _format_event(cfg, lang))
+        with _event_values_lock:
+            if len(_event_values_cache) >= _EVENT_VALUES_CACHE_SIZE:
+                _event_values_cache.clear()
+            _event_values_cache[key] = held
+    return {
+        name: [dict(item) for item in value] if isinstance(value, list) else value
+        for name, value in held[1].items()
+    }
+
+
+def _format_event(cfg: EventConfig, lang: str) -> dict[str, Any]:
     tz = cfg.tz
     description = cfg.description.strip()
     if lang != cfg.language:

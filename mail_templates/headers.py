@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from email.headerregistry import Address
 from email.policy import EmailPolicy
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any
 
 from workflows.errors import RsvpError
@@ -84,8 +85,11 @@ def mailbox(name: str, address: str, *, what: str) -> Address:
         raise BadAddress(f"{what}: not a usable e-mail address: {address!r} ({exc})") from exc
 
 
+@lru_cache(maxsize=64)
 def sender_mailbox(sender: str) -> Address:
-    """The event's configured sender, 'WijkWijzer namens BZK <aanmelden@…>'."""
+    """The event's configured sender, 'WijkWijzer namens BZK <aanmelden@…>'.
+
+    Cached: the same few senders head every mail, and an Address never changes."""
     name, address = parseaddr(sender)
     return mailbox(name, address or sender, what="event sender")
 
