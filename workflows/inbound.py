@@ -46,8 +46,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, joinedload
 
 from db.models import (
     AuditEntry,
@@ -66,6 +66,7 @@ from workflows.clock import now
 from workflows.errors import NotFound, RsvpError
 from workflows.event_config import SessionSpec
 from workflows.events import event_config
+from workflows.outbox import add_in_savepoint, can_insert_ignoring_conflicts, insert_new_row
 from workflows.registration import (
     Outcome,
     ReplyContext,
@@ -73,6 +74,7 @@ from workflows.registration import (
     notify_organiser,
 )
 from workflows.transitions import record_creation, transition
+from workflows.txcache import transaction_memo
 from workflows.understanding import PersonMention, ReplyKind, Understanding
 
 N = InboundStatus
@@ -216,32 +218,38 @@ def record_inbound(
     """
     raw = bytes(raw)
     env = read_envelope(raw)
-    existing = _find_existing(db, env.message_id, mailbox, uidvalidity, uid)
-    if existing is not None:
-        return existing, False
-    row = InboundMessage(
-        message_id=env.message_id,
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=uid,
-        raw=raw,
-        raw_size=len(raw),
-        from_address=env.from_address,
-        subject=env.subject,
-        received_at=now(),
-        status=N.RECEIVED,
-    )
-    try:
-        with db.begin_nested():  # a concurrent reader may store the same message first
-            db.add(row)
-    except IntegrityError:
+    values = {
+        "message_id": env.message_id,
+        "mailbox": mailbox,
+        "uidvalidity": uidvalidity,
+        "uid": uid,
+        "raw": raw,
+        "raw_size": len(raw),
+        "from_address": env.from_address,
+        "subject": env.subject,
+        "received_at": now(),
+        "status": N.RECEIVED,
+    }
+    row = _insert_new(db, values)
+    if row is None:  # seen before, or a concurrent reader stored the same message first
         existing = _find_existing(db, env.message_id, mailbox, uidvalidity, uid)
         if existing is None:
-            raise
+            raise RsvpError(f"inbound message {env.message_id} was neither stored nor found")
         return existing, False
     where = f"{mailbox} uid {uid}" if uid is not None else mailbox
     record_creation(db, row, reason=f"received in {where}", inbound_message_id=row.id)
     return row, True
+
+
+def _insert_new(db: Session, values: dict[str, Any]) -> InboundMessage | None:
+    """The new row, or None when its Message-ID or mailbox UID is stored already.
+
+    One INSERT … ON CONFLICT DO NOTHING (`insert_new_row`) instead of a look-up, a savepoint
+    and a unit-of-work flush; the raw bytes are not read back.
+    """
+    if not can_insert_ignoring_conflicts(db):
+        return add_in_savepoint(db, InboundMessage(**values))
+    return insert_new_row(db, InboundMessage, values, not_returned="raw")
 
 
 def _find_existing(
@@ -269,6 +277,21 @@ class Decision:
     reason: str
     event_id: int | None = None
     invitation_id: int | None = None
+    # For the log line, read while the invitation is at hand (`_about`).
+    event_slug: str | None = None
+    person_id: int | None = None
+
+
+def _about(invitation: Invitation | None) -> dict[str, Any]:
+    """The Decision fields that say which invitation (and event, person) it is about."""
+    if invitation is None:
+        return {}
+    return {
+        "event_id": invitation.event_id,
+        "invitation_id": invitation.id,
+        "event_slug": invitation.event.slug,
+        "person_id": invitation.person_id,
+    }
 
 
 class _Undo(Exception):
@@ -351,11 +374,13 @@ def _log_decision(db: Session, inbound: InboundMessage, decision: Decision) -> N
     invitation_id = (
         decision.invitation_id if decision.invitation_id is not None else inbound.invitation_id
     )
-    # db.get: the rules have loaded both already, so the identity map answers without SQL.
-    event = db.get(Event, event_id) if event_id is not None else None
-    invitation = db.get(Invitation, invitation_id) if invitation_id is not None else None
-    slug = event.slug if event is not None else None
-    person_id = invitation.person_id if invitation is not None else None
+    slug, person_id = decision.event_slug, decision.person_id
+    if slug is None and event_id is not None:
+        event = db.get(Event, event_id)
+        slug = event.slug if event is not None else None
+    if person_id is None and invitation_id is not None:
+        invitation = db.get(Invitation, invitation_id)
+        person_id = invitation.person_id if invitation is not None else None
     fields = {
         "event": slug or "-",
         "person_id": person_id if person_id is not None else "-",
@@ -382,7 +407,10 @@ def _understand(db: Session, inbound: InboundMessage) -> Understanding:
     from workflows.understand import understand  # the parser is heavy; load it when needed
 
     raw = inbound.raw or b""
-    specs, language = _parser_context(db, raw)
+    # Only reads of invitations and events, which the pending audit row of the receipt
+    # cannot change: it is flushed with the reading's own update instead of on its own.
+    with db.no_autoflush:
+        specs, language = _parser_context(db, raw)
     return understand(raw, specs, default_language=language)
 
 
@@ -415,7 +443,7 @@ def decide_and_apply(db: Session, inbound: InboundMessage, u: Understanding) -> 
         return _bounce(db, inbound, u)
     found = match(db, inbound, u)
     inv = found.invitation
-    ids = {"event_id": inv.event_id if inv else None, "invitation_id": inv.id if inv else None}
+    ids = _about(inv)
     if u.kind is ReplyKind.AUTO_REPLY:
         return Decision(N.PROCESSED, "automatic reply: nothing to do", **ids)
     if found.problem:
@@ -479,28 +507,41 @@ def _header_tokens(env: Envelope) -> list[str]:
     return [t for t in found if t]
 
 
-_TOKEN_IDS = "rsvpmail.inbound.invitation_id_by_token"
-
-
 def _invitation_from_tokens(db: Session, candidates: Sequence[str]) -> Invitation | None:
     """The invitation of the first candidate token that is one.
 
-    Choosing the parser's sessions and matching both look the same token up: the id found
-    first is remembered on the session (a token never moves to another invitation) and the
-    second look-up is answered by the identity map. The token is compared again either way.
+    Choosing the parser's sessions and matching both look the same token up: the invitation
+    found first is remembered for the rest of the transaction (a token never moves to another
+    invitation) and kept alive, so the second look-up costs no query. The token is compared
+    again either way.
     """
-    known: dict[str, int] = db.info.setdefault(_TOKEN_IDS, {})
+    known: dict[str, Invitation] = transaction_memo(db, "invitation_by_token")
     for token in candidates:
         key = token.lower()
-        invitation = db.get(Invitation, known[key]) if key in known else None
-        if invitation is None or not tokens.same_token(token, invitation.token):
-            invitation = db.scalar(select(Invitation).where(Invitation.token == key))
+        invitation = known.get(key)
+        if invitation is None or invitation not in db:
+            invitation = _invitation_with_token(db, key)
         if invitation is not None and tokens.same_token(token, invitation.token):
-            if len(known) > 1000:  # a long-lived session must not grow without bound
-                known.clear()
-            known[key] = invitation.id
+            known[key] = invitation
             return invitation
     return None
+
+
+def _invitation_with_token(db: Session, token: str) -> Invitation | None:
+    """The invitation with everything reading and matching its reply asks next — the
+    event, its deelsessies and the invitee — in one query instead of four."""
+    return (
+        db.scalars(
+            select(Invitation)
+            .where(Invitation.token == token)
+            .options(
+                joinedload(Invitation.event).joinedload(Event.sessions),
+                joinedload(Invitation.person),
+            )
+        )
+        .unique()
+        .one_or_none()
+    )
 
 
 def _invitation_from_references(db: Session, references: Sequence[str]) -> Invitation | None:
@@ -654,11 +695,7 @@ def authentication_problem(invitation: Invitation, raw: bytes) -> str | None:
 
 def _bounce(db: Session, inbound: InboundMessage, u: Understanding) -> Decision:
     invitations = _bounced_invitations(db, u)
-    first = invitations[0] if invitations else None
-    ids = {
-        "event_id": first.event_id if first else None,
-        "invitation_id": first.id if first else None,
-    }
+    ids = _about(invitations[0] if invitations else None)
     if not u.bounce_permanent:
         return Decision(N.PROCESSED, "temporary delivery problem: recorded only", **ids)
     if not invitations:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import Column, insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from db.models import (
     AutoAnswerCount,
+    Base,
     Event,
     InboundMessage,
     Invitation,
@@ -70,10 +72,61 @@ NON_ESSENTIAL = frozenset(
 )
 
 
+_Row = TypeVar("_Row", bound=Base)
+
 _ON_CONFLICT_INSERT: Mapping[str, Any] = {
     "sqlite": sqlite.insert,
     "postgresql": postgresql.insert,
 }
+
+
+def can_insert_ignoring_conflicts(db: Session) -> bool:
+    """Whether `insert_new_row` works here (SQLite, PostgreSQL); else use a savepoint."""
+    return db.get_bind().dialect.name in _ON_CONFLICT_INSERT
+
+
+def insert_new_row(
+    db: Session, model: type[_Row], values: Mapping[str, Any], *, not_returned: str = ""
+) -> _Row | None:
+    """Insert a row unless it breaks a unique key; the new row, attached to `db`, or None.
+
+    One Core INSERT … ON CONFLICT DO NOTHING RETURNING, instead of a savepoint around a
+    unit-of-work flush: the loser of a race gets None and the caller's transaction goes on.
+    The row object is put together from the columns the database returns (so it reads as if
+    it had been loaded); `not_returned` names one the caller holds already (large bytes), so
+    they do not travel back.
+    """
+    statement = _insert_returning(db.get_bind().dialect.name, model, not_returned)
+    stored = db.connection().execute(statement, dict(values)).one_or_none()
+    if stored is None:
+        return None
+    loaded = dict(zip(_attribute_keys(model, not_returned), stored, strict=True))
+    if not_returned:
+        loaded[not_returned] = values[not_returned]
+    row = model(**loaded)
+    make_transient_to_detached(row)  # persistent as loaded: no INSERT, no UPDATE of its own
+    db.add(row)
+    return row
+
+
+def _returned_columns(model: type[Any], not_returned: str) -> list[Column[Any]]:
+    mapper = inspect(model)
+    return [c for c in mapper.columns if mapper.get_property_by_column(c).key != not_returned]
+
+
+def _attribute_keys(model: type[Any], not_returned: str) -> list[str]:
+    mapper = inspect(model)
+    return [mapper.get_property_by_column(c).key for c in _returned_columns(model, not_returned)]
+
+
+@lru_cache(maxsize=32)
+def _insert_returning(dialect: str, model: type[Any], not_returned: str) -> Any:
+    table = inspect(model).local_table
+    return (
+        _ON_CONFLICT_INSERT[dialect](table)
+        .on_conflict_do_nothing()
+        .returning(*_returned_columns(model, not_returned))
+    )
 
 
 def message_id_for(key: str, domain: str) -> str:
@@ -146,15 +199,9 @@ def _insert_once(db: Session, values: dict[str, Any], raw: bytes) -> OutboundMes
     gets no row back and the caller's transaction goes on. (Two statements per mail instead
     of a savepoint around a unit-of-work flush, which cost more than rendering the mail.)
     """
-    dialect = db.get_bind().dialect.name
-    if dialect not in _ON_CONFLICT_INSERT:
-        return _insert_in_savepoint(db, values, raw)
-    statement = (
-        _ON_CONFLICT_INSERT[dialect](OutboundMessage)
-        .on_conflict_do_nothing()
-        .returning(OutboundMessage)
-    )
-    row: OutboundMessage | None = db.scalars(statement, [values]).one_or_none()
+    if not can_insert_ignoring_conflicts(db):
+        return add_in_savepoint(db, OutboundMessage(**values, raw=raw))
+    row = insert_new_row(db, OutboundMessage, values)
     if row is None:
         return None
     # A plain INSERT: `row.body` (and so `row.raw`) loads it when someone asks, which the
@@ -163,10 +210,10 @@ def _insert_once(db: Session, values: dict[str, Any], raw: bytes) -> OutboundMes
     return row
 
 
-def _insert_in_savepoint(db: Session, values: dict[str, Any], raw: bytes) -> OutboundMessage | None:
-    # A savepoint, so a concurrent worker that queued the same key first costs us only this
-    # insert, not the caller's whole transaction.
-    row = OutboundMessage(**values, raw=raw)
+def add_in_savepoint(db: Session, row: _Row) -> _Row | None:
+    """`insert_new_row` where the dialect has no ON CONFLICT: the row, or None when it
+    breaks a unique key. A savepoint, so a concurrent worker that stored the same row first
+    costs us only this insert, not the caller's whole transaction."""
     try:
         with db.begin_nested():
             db.add(row)

@@ -82,7 +82,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from db.models import (
     SEAT_HOLDING,
@@ -255,9 +255,7 @@ def _move(ctx: ReplyContext, p: Participant, new: ParticipantStatus, reason: str
     The status changes first: clearing a field before could let an autoflush write a row
     that breaks a CHECK (e.g. `offered` without `offer_expires_at`).
     """
-    transition(
-        ctx.db, p, new, reason=reason, actor=ctx.actor, inbound_message_id=ctx.inbound_id
-    )
+    transition(ctx.db, p, new, reason=reason, actor=ctx.actor, inbound_message_id=ctx.inbound_id)
     if new is not P.WAITLISTED and new is not P.OFFERED:
         p.waitlist_seq = None
     if new is not P.OFFERED:
@@ -274,7 +272,8 @@ def apply_reply(ctx: ReplyContext, participant: Participant, u: Understanding) -
     of the same person or for the last seat decide one after the other on fresh data.
     A review outcome may leave partial changes behind: the caller rolls back its savepoint.
     """
-    ctx.event = seats.lock_event(ctx.db, ctx.event)
+    ctx.event = seats.lock_event(ctx.db, ctx.event, keep=_owned(ctx.inbound))
+    participant = _reread(ctx.db, participant)
     if u.wants_unsubscribe and (u.mentions_cancellation or u.kind is ReplyKind.DECLINE):
         return _review(
             "asks to unsubscribe and also mentions cancelling ('afmelden' can mean both)"
@@ -290,6 +289,23 @@ def apply_reply(ctx: ReplyContext, participant: Participant, u: Understanding) -
     return Outcome("; ".join(d for d in done if d))
 
 
+def _owned(inbound: InboundMessage | None) -> tuple[InboundMessage, ...]:
+    """What the event lock need not re-read: the message in hand (only its own processing
+    writes its row)."""
+    return (inbound,) if inbound is not None else ()
+
+
+def _reread(db: Session, p: Participant) -> Participant:
+    """The participant as the database has it now, with the person and invitation every
+    outcome mails about, in one query instead of three reloads after the lock."""
+    return db.scalars(
+        select(Participant)
+        .where(Participant.id == seats.row_id(p))
+        .options(joinedload(Participant.person), joinedload(Participant.invitation))
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def _apply_kind(ctx: ReplyContext, p: Participant, u: Understanding) -> Outcome:
     kind = u.kind
     if kind is ReplyKind.ACCEPT:
@@ -297,9 +313,7 @@ def _apply_kind(ctx: ReplyContext, p: Participant, u: Understanding) -> Outcome:
             return _review("reads as an acceptance but also mentions cancelling")
         if u.substitute is not None:
             return substitute(ctx, p, u.substitute, session_key=u.session)
-        return accept(
-            ctx, p, session_key=u.session, companions=u.companions, dietary=u.dietary
-        )
+        return accept(ctx, p, session_key=u.session, companions=u.companions, dietary=u.dietary)
     if kind is ReplyKind.DECLINE:
         if u.substitute is not None:
             return substitute(ctx, p, u.substitute, session_key=u.session)
@@ -328,37 +342,48 @@ def accept(
     companions: Sequence[PersonMention] = (),
     dietary: str | None = None,
 ) -> Outcome:
-    session = session_by_key(ctx.event, session_key)
-    companions = _dedupe(companions)
+    want = _Acceptance(session_by_key(ctx.event, session_key), _dedupe(companions), dietary)
     if p.status in AFTER_EVENT:
         return _review(f"acceptance from someone already marked {p.status.value}")
     if p.status is P.REGISTERED:
-        return _accept_while_registered(ctx, p, session, companions, dietary)
+        return _accept_while_registered(ctx, p, want)
     if p.status is P.WAITLISTED:
-        return _accept_while_waiting(ctx, p, session, companions, dietary)
+        return _accept_while_waiting(ctx, p, want)
     if p.status is P.OFFERED:
-        return _take_offer(ctx, p, session, companions, dietary)
-    return _new_registration(ctx, p, session, companions, dietary)
+        return _take_offer(ctx, p, want)
+    return _new_registration(ctx, p, want)
 
 
-def _new_registration(
-    ctx: ReplyContext,
-    p: Participant,
-    session: EventSession | None,
-    companions: Sequence[PersonMention],
-    dietary: str | None,
-) -> Outcome:
-    problem = _companion_problem(ctx, p, companions, already=0)
+@dataclass(frozen=True)
+class _Acceptance:
+    """What a "ja" asks for besides a place: a deelsessie, companions, a dietary wish."""
+
+    session: EventSession | None
+    companions: Sequence[PersonMention]
+    dietary: str | None
+
+
+def _adds_companions(ctx: ReplyContext, head: Participant, want: _Acceptance) -> bool:
+    """Whether the reply names a companion who has no place yet."""
+    return any(_needs_place(ctx, head, m) for m in want.companions)
+
+
+def _note_dietary(p: Participant, want: _Acceptance) -> None:
+    if want.dietary:
+        p.dietary = want.dietary
+
+
+def _new_registration(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
+    problem = _companion_problem(ctx, p, want.companions, already=0)
     if problem:
         return _review(problem)
     if ctx.late and ctx.event.late_policy == "closed":
         _mail(ctx, MailKind.REGISTRATION_CLOSED, p, to_sender=True)
         return Outcome("late acceptance: registration is closed, nothing changed")
-    if dietary:
-        p.dietary = dietary
-    if session is not None:
-        p.session_id = session.id
-    party = [p, *_companion_participants(ctx, p, companions)]
+    _note_dietary(p, want)
+    if want.session is not None:
+        p.session_id = want.session.id
+    party = [p, *_companion_participants(ctx, p, want.companions)]
     return place_party(ctx, p, party, reason="accepted")
 
 
@@ -455,15 +480,9 @@ def ask_session_once(ctx: ReplyContext, p: Participant) -> None:
     p.session_asked_at = ctx.at
 
 
-def _accept_while_registered(
-    ctx: ReplyContext,
-    p: Participant,
-    session: EventSession | None,
-    companions: Sequence[PersonMention],
-    dietary: str | None,
-) -> Outcome:
+def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
     active = [c for c in companions_of(ctx.db, p) if c.status is P.REGISTERED]
-    new = [m for m in companions if _needs_place(ctx, p, m)]
+    new = [m for m in want.companions if _needs_place(ctx, p, m)]
     if new:
         problem = _companion_problem(ctx, p, new, already=len(active))
         if problem:
@@ -478,13 +497,13 @@ def _accept_while_registered(
                 f"registered person adds {len(new)} companion(s) but there is no room for "
                 "them right now (a party is not split silently)"
             )
+    session = want.session
     if session is not None and session.id != p.session_id:
         problem = _session_room_problem(ctx, p, session)
         if problem:
             return _review(problem)
     done: list[str] = []
-    if dietary:
-        p.dietary = dietary
+    _note_dietary(p, want)
     if session is not None and session.id != p.session_id:
         done.append(_set_session(ctx, p, session))
     if new:
@@ -505,19 +524,12 @@ def _accept_while_registered(
     return Outcome("; ".join(done))
 
 
-def _accept_while_waiting(
-    ctx: ReplyContext,
-    p: Participant,
-    session: EventSession | None,
-    companions: Sequence[PersonMention],
-    dietary: str | None,
-) -> Outcome:
-    if any(_needs_place(ctx, p, m) for m in companions):
+def _accept_while_waiting(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
+    if _adds_companions(ctx, p, want):
         return _review("someone on the waitlist adds companions (a human decides)")
-    if dietary:
-        p.dietary = dietary
-    if session is not None and session.id != p.session_id:
-        return Outcome(_set_session(ctx, p, session))
+    _note_dietary(p, want)
+    if want.session is not None and want.session.id != p.session_id:
+        return Outcome(_set_session(ctx, p, want.session))
     _mail(
         ctx,
         MailKind.WAITLISTED,
@@ -528,22 +540,16 @@ def _accept_while_waiting(
     return Outcome("already on the waitlist; position sent again")
 
 
-def _take_offer(
-    ctx: ReplyContext,
-    p: Participant,
-    session: EventSession | None,
-    companions: Sequence[PersonMention],
-    dietary: str | None,
-) -> Outcome:
-    if any(_needs_place(ctx, p, m) for m in companions):
+def _take_offer(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
+    if _adds_companions(ctx, p, want):
         return _review("accepts an offer and adds companions (a human decides)")
+    session = want.session
     if session is not None and session.id != p.session_id:
         problem = _session_room_problem(ctx, p, session)
         if problem:
             return _review(problem)
         p.session_id = session.id
-    if dietary:
-        p.dietary = dietary
+    _note_dietary(p, want)
     party = party_of(ctx.db, p)
     for member in party:
         _move(ctx, member, P.REGISTERED, "accepted the offered seat")
@@ -611,10 +617,7 @@ def _companion_problem(
     if not cfg.companions_welcome:
         return "names companions, but companions are not welcome at this event"
     if already + len(mentions) > cfg.max_companions:
-        return (
-            f"names {already + len(mentions)} companion(s); "
-            f"at most {cfg.max_companions} allowed"
-        )
+        return f"names {already + len(mentions)} companion(s); at most {cfg.max_companions} allowed"
     for m in mentions:
         person = _person_by_email(ctx.db, m.email)
         if person is None:
@@ -698,9 +701,7 @@ def _followers(ctx: ReplyContext, p: Participant) -> list[Participant]:
     ]
 
 
-def _session_room_problem(
-    ctx: ReplyContext, p: Participant, session: EventSession
-) -> str | None:
+def _session_room_problem(ctx: ReplyContext, p: Participant, session: EventSession) -> str | None:
     if p.status not in SEAT_HOLDING or session.capacity is None:
         return None
     moving = [m for m in [p, *_followers(ctx, p)] if m.session_id != session.id]
@@ -768,8 +769,13 @@ def decline(ctx: ReplyContext, p: Participant, *, substitute_name: str = "") -> 
     reason = "cancelled" if status is P.REGISTERED else "cancelled; off the waitlist"
     for member in party:
         _move(ctx, member, P.CANCELLED, reason)
-    _mail(ctx, MailKind.CANCELLATION_CONFIRMED, p, to_sender=True,
-          extra={"party_size": len(party), "inviter_name": ""})
+    _mail(
+        ctx,
+        MailKind.CANCELLATION_CONFIRMED,
+        p,
+        to_sender=True,
+        extra={"party_size": len(party), "inviter_name": ""},
+    )
     for member in party[1:]:
         _mail(
             ctx,
@@ -785,9 +791,7 @@ def decline(ctx: ReplyContext, p: Participant, *, substitute_name: str = "") -> 
 
 
 def release(ctx: ReplyContext, freed: Sequence[Participant], *, cause: str) -> list[Participant]:
-    return promote(
-        ctx.db, ctx.event, inbound=ctx.inbound, freed=freed, cause=cause, at=ctx.at
-    )
+    return promote(ctx.db, ctx.event, inbound=ctx.inbound, freed=freed, cause=cause, at=ctx.at)
 
 
 # --------------------------------------------------------------------------- substitute
@@ -985,7 +989,7 @@ def promote(
     `freed` are the participants whose seats were just released and `cause` names why (for
     the organiser notice's idempotency key) — used only when offers are no longer allowed.
     """
-    event = seats.lock_event(db, event)
+    event = seats.lock_event(db, event, keep=_owned(inbound))
     at = at or now()
     ctx = ReplyContext(db, event, inbound=inbound, actor="system", at=at)
     if not seats.offers_allowed(event, at):
@@ -1019,7 +1023,10 @@ def _first_waiting_party(db: Session, event: Event) -> list[Participant]:
 
 
 def _offer_mail(
-    ctx: ReplyContext, head: Participant, party: Sequence[Participant], seq: int | None,
+    ctx: ReplyContext,
+    head: Participant,
+    party: Sequence[Participant],
+    seq: int | None,
     until: datetime,
 ) -> None:
     if has_mailbox(head.person):
@@ -1163,9 +1170,11 @@ def change_capacity(db: Session, event: Event, new_capacity: int, *, actor: str)
     )
     db.flush()
     at = now()
-    offered = promote(db, event, cause=f"capacity:{old}->{new_capacity}", at=at) if (
-        new_capacity > old
-    ) else []
+    offered = (
+        promote(db, event, cause=f"capacity:{old}->{new_capacity}", at=at)
+        if (new_capacity > old)
+        else []
+    )
     taken = seats.seats_taken(db, event)
     return CapacityChange(
         old=old,
@@ -1175,4 +1184,3 @@ def change_capacity(db: Session, event: Event, new_capacity: int, *, actor: str)
         waiting=len(seats.waiting(db, event)),
         registered_over_capacity=max(0, taken - new_capacity),
     )
-

@@ -14,12 +14,12 @@ already held for the whole transaction and FOR UPDATE is simply left out by the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
 from db.models import Event, EventSession, Participant, ParticipantStatus
 
@@ -29,22 +29,39 @@ P = ParticipantStatus
 COUNTS_FOR_CAPACITY = (P.REGISTERED, P.OFFERED, P.ATTENDED, P.NO_SHOW)
 
 
-def lock_event(db: Session, event: Event) -> Event:
+def lock_event(db: Session, event: Event, *, keep: Iterable[object] = ()) -> Event:
     """Take the per-event seat lock, then make every loaded object re-read the database.
 
-    Pending changes are flushed first (nothing is lost). Expiring after the lock matters
-    because sessions keep objects across commits (expire_on_commit=False): a participant
-    loaded before another worker changed it would otherwise be decided on stale data.
+    Pending changes are flushed first (nothing is lost). Re-reading matters because
+    sessions keep objects across commits (expire_on_commit=False): a participant loaded
+    before another worker changed it would otherwise be decided on stale data. Objects are
+    expired just before the locking SELECT, which itself loads the event fresh; nothing is
+    read in between, so every later read still sees the state after the lock.
+
+    `keep` names objects nobody else can change, which need no re-read: the inbound message
+    in hand, whose row only its own processing writes.
     """
     db.flush()
-    locked = db.scalars(
+    if keep:
+        kept = {id(obj) for obj in keep}
+        for obj in list(db.identity_map.values()):
+            if id(obj) not in kept:
+                db.expire(obj)
+    else:
+        db.expire_all()
+    return db.scalars(
         select(Event)
-        .where(Event.id == event.id)
+        .where(Event.id == row_id(event))
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    db.expire_all()
-    return locked
+
+
+def row_id(obj: Event | Participant) -> int:
+    """The row's primary key, read from its identity: `obj.id` would first reload an
+    expired object (which `lock_event` just made of every loaded one)."""
+    identity = instance_state(obj).identity
+    return int(identity[0]) if identity else obj.id
 
 
 def seats_taken(db: Session, event: Event) -> int:
