@@ -483,11 +483,15 @@ def ask_session_once(ctx: ReplyContext, p: Participant) -> None:
 def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
     active = [c for c in companions_of(ctx.db, p) if c.status is P.REGISTERED]
     new = [m for m in want.companions if _needs_place(ctx, p, m)]
+    session = want.session
+    # New companions without a deelsessie of their own go where the invitee goes after this
+    # reply, so a change of deelsessie and new companions are checked as one demand.
+    head_session_id = session.id if session is not None else p.session_id
+    new_sessions = [_mention_session_id(ctx, p, m, head_session_id) for m in new]
     if new:
         problem = _companion_problem(ctx, p, new, already=len(active))
         if problem:
             return _review(problem)
-        new_sessions = [_mention_session_id(ctx, p, m) for m in new]
         if (
             ctx.late
             or seats.anyone_waiting(ctx.db, ctx.event)
@@ -497,9 +501,8 @@ def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptanc
                 f"registered person adds {len(new)} companion(s) but there is no room for "
                 "them right now (a party is not split silently)"
             )
-    session = want.session
     if session is not None and session.id != p.session_id:
-        problem = _session_room_problem(ctx, p, session)
+        problem = _session_room_problem(ctx, p, session, joining=new_sessions.count(session.id))
         if problem:
             return _review(problem)
     done: list[str] = []
@@ -630,9 +633,14 @@ def _companion_problem(
     return None
 
 
-def _mention_session_id(ctx: ReplyContext, head: Participant, m: PersonMention) -> int | None:
+def _mention_session_id(
+    ctx: ReplyContext, head: Participant, m: PersonMention, head_session_id: int | None = None
+) -> int | None:
+    """The companion's own deelsessie when named, else the head's (now, or `head_session_id`)."""
     own = session_by_key(ctx.event, m.session)
-    return own.id if own is not None else head.session_id
+    if own is not None:
+        return own.id
+    return head_session_id if head_session_id is not None else head.session_id
 
 
 def _companion_participants(
@@ -701,12 +709,15 @@ def _followers(ctx: ReplyContext, p: Participant) -> list[Participant]:
     ]
 
 
-def _session_room_problem(ctx: ReplyContext, p: Participant, session: EventSession) -> str | None:
+def _session_room_problem(
+    ctx: ReplyContext, p: Participant, session: EventSession, *, joining: int = 0
+) -> str | None:
+    """Why `p`'s party cannot move to `session` (with `joining` new members), or None."""
     if p.status not in SEAT_HOLDING or session.capacity is None:
         return None
     moving = [m for m in [p, *_followers(ctx, p)] if m.session_id != session.id]
     left = seats.session_seats_left(ctx.db, session)
-    if left is not None and left < len(moving):
+    if left is not None and left < len(moving) + joining:
         return f"wants deelsessie {session.key!r}, which is full ({left} place(s) left)"
     return None
 
