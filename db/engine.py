@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///rsvpmail.db"
@@ -59,7 +61,12 @@ def _configure_sqlite(engine: Engine) -> None:
         # writes can fail with "database is locked" without waiting; this one waits instead.
         # Sent to the driver directly: every transaction begins here, and the full statement
         # machinery cost as much as the outbox sender's whole per-mail UPDATE.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        try:
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            # What exec_driver_sql would raise: callers tell "database busy, try again" from
+            # a bad message by catching SQLAlchemy's OperationalError.
+            raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -630,6 +630,8 @@ def _queued_invitations(db: Session, rows: Sequence[MailRow]) -> dict[int, Any]:
     """Outbound row id → the queued invitation it was sent for (one query for the batch).
 
     An invitation that is no longer queued was re-sent (a fixed address): nothing changes.
+    Two mails of one invitation in a batch (a re-send queued while the first was still
+    pending) move it once, for the first of them, as moving it object by object did.
     """
     pairs = {
         (r.event_id, r.person_id)
@@ -646,11 +648,12 @@ def _queued_invitations(db: Session, rows: Sequence[MailRow]) -> dict[int, Any]:
     }
     found = db.execute(_queued_invitations_query(_on_postgresql(db)), parameters)
     by_pair = {(i.event_id, i.person_id): i for i in found}
-    return {
-        r.id: by_pair[(r.event_id, r.person_id)]
-        for r in rows
-        if (r.event_id, r.person_id) in by_pair
-    }
+    first_row_of: dict[int, tuple[int, Any]] = {}
+    for r in sorted(rows, key=lambda r: r.id):
+        invitation = by_pair.get((r.event_id, r.person_id))
+        if invitation is not None:
+            first_row_of.setdefault(invitation.id, (r.id, invitation))
+    return dict(first_row_of.values())
 
 
 @functools.cache
@@ -660,7 +663,8 @@ def _queued_invitations_query(postgresql: bool) -> Select[*tuple[Any, ...]]:
         Invitation.person_id.in_(bindparam("persons", expanding=True)),
         Invitation.status == InvitationStatus.QUEUED,
     )
-    return query.with_for_update() if postgresql else query
+    # In id order, so workers settling at the same time lock rows in one order, never crosswise.
+    return query.order_by(Invitation.id).with_for_update() if postgresql else query
 
 
 def _invitations_sent(db: Session, rows: Sequence[MailRow], worker: str) -> None:
