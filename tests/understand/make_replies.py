@@ -2077,6 +2077,219 @@ def forward_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
     return out
 
 
+# --- forwards sent as an attachment ----------------------------------------------------------
+#
+# "Forward as attachment" (Outlook, Apple Mail, Thunderbird; a dragged-in .eml file) puts the
+# forwarded mail in a message/rfc822 part of its own. Read as an inline forward: the sender's
+# words are the answer; the attached message (and its subject, repeated as "FW: …") never is.
+# With nothing of the sender's own, or only "Zie bijlage.", it is unclear and reply_text shows
+# the attached message (From/Date/Subject and its text, HTML converted) to the reviewer.
+
+
+def _wethouder_mail(
+    case: Case, answer: str, *, html_only: bool = False, subject: str | None = None
+) -> EmailMessage:
+    """The wethouder's own reply to the invitation, as it sits in the secretary's mailbox."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"{WETHOUDER} <{WETHOUDER_ADDRESS}>"
+    msg["To"] = SECRETARIAT
+    msg["Subject"] = subject or f"RE: {SUBJECT_NL if case.lang == 'nl' else SUBJECT_EN}"
+    msg["Date"] = "Tue, 10 Jan 2023 16:40:00 +0100"
+    msg["Message-ID"] = f"<antwoord-{case.token[:8]}@zaanstad.nl>"
+    invited = "\n".join(_outlook_header_block(case))
+    text = f"{answer}\n\n{WETHOUDER}\n\n________________________________\n{invited}\n\n{_invitation(case)}"
+    if html_only:
+        paras = "\n".join(
+            f"<p class=MsoNormal>{html.escape(line)}<o:p></o:p></p>" if line
+            else "<p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+            for line in text.splitlines()
+        )  # fmt: skip
+        doc = f"<html><body lang=NL><div class=WordSection1>\n{paras}\n</div></body></html>\n"
+        msg.set_content(doc, subtype="html", charset="windows-1252", cte="quoted-printable")
+    else:
+        msg.set_content(text, charset="windows-1252", cte="quoted-printable")
+    return msg
+
+
+def _invitation_mail(case: Case) -> EmailMessage:
+    """Our invitation as the invitee received it."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = ORGANISER
+    msg["Reply-To"] = f"aanmelden+{case.token}@{REPLY_DOMAIN}"
+    msg["To"] = f"{case.sender_name} <{case.sender}>"
+    msg["Subject"] = SUBJECT_NL if case.lang == "nl" else SUBJECT_EN
+    msg["Date"] = "Wed, 11 Jan 2023 09:02:00 +0100"
+    msg["Message-ID"] = f"<invite-{case.token[:8]}@{REPLY_DOMAIN}>"
+    msg.set_content(_invitation(case), charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+def _unrelated_mail(case: Case) -> EmailMessage:
+    """A colleague's mail about something else, with words that would read as a decline."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = "Karin Smit <k.smit@zaanstad.nl>"
+    msg["To"] = f"{case.sender_name} <{case.sender}>"
+    msg["Subject"] = "Overleg wijkteams"
+    msg["Date"] = "Mon, 9 Jan 2023 11:05:00 +0100"
+    msg["Message-ID"] = f"<overleg-{case.token[:8]}@zaanstad.nl>"
+    msg.set_content(
+        "Hoi Petra,\n\nHelaas kan ik niet op 1 februari, ik moet mij afmelden voor het overleg."
+        "\nDeelsessie veiligheid bespreken we later.\n\nGroet,\nKarin\n",
+        charset="utf-8", cte="quoted-printable",
+    )  # fmt: skip
+    return msg
+
+
+def _out_of_office_mail(case: Case) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = f"{WETHOUDER} <{WETHOUDER_ADDRESS}>"
+    msg["To"] = SECRETARIAT
+    msg["Subject"] = f"Automatisch antwoord: {SUBJECT_NL}"
+    msg["Date"] = "Wed, 11 Jan 2023 09:02:30 +0100"
+    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content(
+        "Ik ben van 9 januari tot en met 20 januari afwezig. Uw bericht wordt niet doorgestuurd."
+        "\nBij dringende zaken kunt u contact opnemen met het secretariaat.\n",
+        charset="utf-8", cte="quoted-printable",
+    )  # fmt: skip
+    return msg
+
+
+def _eml_name(subject: str) -> str:
+    """The file name clients give the attached message: its subject, without ":"."""
+    return subject.replace(":", "").strip() + ".eml"
+
+
+def attached_outlook(case: Case, inner: Callable[[Case], EmailMessage]) -> bytes:
+    """Outlook "Forward as attachment": plain and HTML alternatives, then the .eml."""
+    attached = inner(case)
+    msg = _base(case, "FW: ")
+    if case.subject is None:
+        del msg["Subject"]
+        msg["Subject"] = f"FW: {attached['Subject']}"
+    own = _own_part(case) if case.body or case.signature != "none" else ""
+    msg.set_content(f"{own}\n", charset="windows-1252", cte="quoted-printable")
+    own_html = "\n".join(
+        f"<p class=MsoNormal>{html.escape(line)}<o:p></o:p></p>" if line
+        else "<p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+        for line in own.splitlines()
+    )  # fmt: skip
+    doc = f"<html><body lang=NL><div class=WordSection1>\n{own_html}\n</div></body></html>\n"
+    msg.add_alternative(doc, subtype="html", charset="windows-1252", cte="quoted-printable")
+    msg.set_boundary(f"_000_{case.token[:16]}_")  # stays with the alternatives below
+    msg.add_attachment(attached, filename=_eml_name(str(attached["Subject"])))
+    msg.set_boundary(f"_004_{case.token[:16]}_")
+    return msg.as_bytes()
+
+
+def attached_apple(case: Case, inner: Callable[[Case], EmailMessage]) -> bytes:
+    """Apple Mail (macOS) "Forward as Attachment": a plain part (empty when nothing was typed)
+    and the message inline-disposed, under "Fwd: <its subject>"."""
+    attached = inner(case)
+    msg = _base(case, "Fwd: ")
+    if case.subject is None:
+        del msg["Subject"]
+        msg["Subject"] = f"Fwd: {attached['Subject']}"
+    own = f"{case.body.rstrip()}\n" if case.body else ""
+    msg.set_content(own, charset="us-ascii" if own.isascii() else "utf-8", cte="7bit")
+    msg.add_attachment(attached, disposition="inline", filename=_eml_name(str(attached["Subject"])))
+    msg.set_boundary(
+        f"Apple-Mail={case.token[:8].upper()}-0000-4000-8000-{case.token[8:20].upper()}"
+    )
+    return msg.as_bytes()
+
+
+def attached_thunderbird(case: Case, inner: Callable[[Case], EmailMessage]) -> bytes:
+    """Thunderbird "Forward As Attachment" with its old bracketed subject "[Fwd: …]"."""
+    attached = inner(case)
+    msg = _base(case, "")
+    if case.subject is None:
+        del msg["Subject"]
+        msg["Subject"] = f"[Fwd: {attached['Subject']}]"
+    msg["User-Agent"] = "Mozilla Thunderbird"
+    own = _own_part(case) if case.body or case.signature != "none" else ""
+    msg.set_content(f"{own}\n", charset="utf-8", cte="8bit")
+    msg.add_attachment(attached, filename=_eml_name(str(attached["Subject"])))
+    msg.set_boundary(f"------------{case.token[:24]}")
+    return msg.as_bytes()
+
+
+def attached_eml_only(case: Case, inner: Callable[[Case], EmailMessage]) -> bytes:
+    """A saved .eml dragged into a new message, nothing typed: no text part of the sender's
+    at all, and the subject the attached message's own, without a prefix."""
+    attached = inner(case)
+    msg = _base(case, "")
+    del msg["Subject"]
+    msg["Subject"] = str(attached["Subject"])
+    msg["MIME-Version"] = "1.0"
+    msg.make_mixed()
+    msg.add_attachment(attached, filename=_eml_name(str(attached["Subject"])))
+    msg.set_boundary(f"----=_Part_{case.token[:12]}")
+    return msg.as_bytes()
+
+
+def attached_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
+    out: list[tuple[Case, Callable[[Case], bytes]]] = []
+
+    def add(
+        name: str,
+        render: Callable[..., bytes],
+        inner: Callable[[Case], EmailMessage],
+        body: str,
+        expected: dict[str, Any],
+        *,
+        lang: str = "nl",
+        signature: str = "none",
+        subject: str | None = None,
+    ) -> None:
+        case = Case(name, render.__name__, body, {**DEFAULTS, "language": lang, **expected},
+                    lang=lang, sender_name="Petra Visser", town="Zaanstad", signature=signature,
+                    subject=subject)  # fmt: skip
+        out.append((case, partial(render, inner=inner)))
+
+    answer_nl = partial(
+        _wethouder_mail, answer="Ja, ik ga graag. Zet me maar op de deelsessie wonen."
+    )
+    answer_en = partial(_wethouder_mail, answer="Yes, I will attend. Housing session please.")
+    answer_html = partial(
+        _wethouder_mail, answer="Ja, ik kom graag, deelsessie werk.", html_only=True
+    )
+    nothing_own = {"kind": "unclear", "forwarded_only": True, "attached_shown": True}
+    # Nothing of the sender's own (at most a signature): the attached words are never read.
+    add("fwa-outlook-antwoord-wethouder", attached_outlook, answer_nl, "", nothing_own)
+    add("fwa-outlook-alleen-handtekening", attached_outlook, answer_nl, "", nothing_own,
+        signature="nl_short")  # fmt: skip
+    add("fwa-outlook-en-answer", attached_outlook, answer_en, "",
+        {**nothing_own, "language": "en"}, lang="en", signature="en")  # fmt: skip
+    add("fwa-apple-uitnodiging", attached_apple, _invitation_mail, "", nothing_own)
+    add("fwa-thunderbird-html-antwoord", attached_thunderbird, answer_html, "", nothing_own)
+    # The wethouder typed his answer as the subject; the secretary sends his mail on as is.
+    subject_ja = partial(_wethouder_mail, answer="Petra, wil je mij aanmelden? Deelsessie wonen.",
+                         subject="Ja, ik kom graag")  # fmt: skip
+    add("fwa-eml-zonder-tekst-onderwerp-ja", attached_eml_only, subject_ja, "", nothing_own)
+    # Words of their own beside the attachment: the answer, read as usual.
+    add("fwa-outlook-ja-wonen-los-bericht", attached_outlook, _unrelated_mail,
+        "Ja, ik kom, deelsessie wonen", {"kind": "accept", "session": "wonen",
+        "forwarded_only": False, "forward_shown": False, "attached_shown": False},
+        subject=f"RE: {SUBJECT_NL}")  # fmt: skip
+    add("fwa-outlook-secretaresse-kan-niet", attached_outlook, answer_nl,
+        "Namens wethouder Jansen laat ik u weten dat hij helaas verhinderd is.",
+        {"kind": "decline", "forwarded_only": False, "attached_shown": False},
+        signature="nl_short")  # fmt: skip
+    # Words that only point at the attachment: unclear, and the reviewer sees it, unread.
+    pointing = {"kind": "unclear", "forwarded_only": False, "forward_shown": True,
+                "attached_shown": True}  # fmt: skip
+    add("fwa-outlook-zie-bijlage", attached_outlook, answer_nl, "Zie bijlage.", pointing,
+        signature="nl_short")  # fmt: skip
+    add("fwa-apple-en-see-attached", attached_apple, answer_en,
+        "Please see the attached message from our alderman.",
+        {**pointing, "language": "en"}, lang="en")  # fmt: skip
+    # A forwarded out-of-office is not the sender's own: not auto_reply.
+    add("fwa-outlook-afwezig-zie-bijlage", attached_outlook, _out_of_office_mail,
+        "Zie bijlage.", pointing, signature="nl_short")  # fmt: skip
+    return out
+
+
 # --- Amazon SES notices (SNS e-mail subscription) --------------------------------------------
 
 SNS_FOOTER = (
@@ -2271,7 +2484,7 @@ def ses_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
 def all_cases() -> list[tuple[Case, Callable[[Case], bytes]]]:
     return (
         human_cases() + calendar_cases() + auto_cases() + bounce_cases() + subject_cases()
-        + forward_cases() + ses_cases()
+        + forward_cases() + attached_cases() + ses_cases()
     )  # fmt: skip
 
 

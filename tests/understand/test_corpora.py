@@ -17,8 +17,11 @@ import pytest
 
 from tests.understand._common import corpora_dir, sessions
 from workflows.understand import strip_reply, understand
+from workflows.understand.attached import ATTACHED_MESSAGE_LINE
+from workflows.understand.pipeline import FORWARD_BELOW_MARKER
 
 SISIMAI = corpora_dir() / "sisimai-set-of-emails" / "maildir" / "bsd"
+SISIMAI_NOT_BOUNCES = corpora_dir() / "sisimai-set-of-emails" / "maildir" / "not"
 TRIMMER = corpora_dir() / "email-reply-trimmer" / "test"
 # Measured: 48 of 64 (75%) normalised-equal; the floor sits just under it.
 TRIMMER_MIN_AGREEMENT = 0.73
@@ -43,6 +46,8 @@ def test_sisimai_bounces_are_never_answers() -> None:
         if path.name.startswith("rfc3834-") and u.kind.value != "auto_reply":
             rfc3834_not_auto.append(path.name)
         assert u.is_automatic or u.kind.value == "unclear", path.name
+        # A report's returned or reported original is never shown as a forward.
+        assert ATTACHED_MESSAGE_LINE not in u.reply_text, path.name
     total = sum(kinds.values())
     print(f"\nsisimai: {total} messages: {dict(kinds)}")
     assert total >= 600
@@ -86,6 +91,22 @@ def test_sisimai_amazon_ses_json_notices() -> None:
             assert u.kind.value == "auto_reply", (path.name, u.notes)
     print(f"\nsisimai SES JSON notices: {dict(seen)}")
     assert seen["Bounce"] >= 2 and seen["Complaint"] >= 1
+
+
+def test_sisimai_forward_as_attachment_is_shown_not_read() -> None:
+    """A person's "original as attachment" (no bounce): their words are read, the attached
+    message is shown to the reviewer below them."""
+    _need(SISIMAI_NOT_BOUNCES)
+    path = SISIMAI_NOT_BOUNCES / "is-not-bounce-02.eml"
+    raw = path.read_text("utf-8", "replace")
+    assert "Content-Type: message/rfc822" in raw
+    u = understand(path.read_bytes(), sessions())
+    assert u.kind.value == "unclear" and not u.is_automatic
+    own, _, shown = u.reply_text.partition(f"\n\n{FORWARD_BELOW_MARKER}\n\n")
+    assert own and own in raw
+    assert shown.startswith(ATTACHED_MESSAGE_LINE)
+    subject = re.findall(r"^Subject: (.+)$", raw, re.MULTILINE)[-1].strip()
+    assert f"Subject: {subject}" in shown  # the attached message's, not the outer one
 
 
 def _norm(text: str) -> str:

@@ -87,6 +87,7 @@ def test_a_signature_above_the_forward_is_passed_over() -> None:
         ("Fwd: Ja, ik kom", True),
         ("Doorst: Uitnodiging", True),
         ("WG: Einladung", True),
+        ("[Fwd: Ja, ik kom]", True),  # old Thunderbird brackets the forwarded subject
         ("RE: FW: Uitnodiging", False),  # a reply to a forwarded invitation
         ("Re: Uitnodiging", False),
         ("Fwiw ik kom", False),

@@ -16,6 +16,7 @@ import pytest
 from tests.understand import make_replies
 from tests.understand._common import REPLIES, sessions
 from workflows.understand import understand
+from workflows.understand.attached import ATTACHED_MESSAGE_LINE
 from workflows.understand.pipeline import FORWARD_BELOW_MARKER, FORWARD_MARKER
 from workflows.understanding import Understanding
 
@@ -49,6 +50,7 @@ def _actual(u: Understanding, expected: dict[str, Any]) -> dict[str, Any]:
         "is_automatic": u.is_automatic,
         "forwarded_only": u.reply_text.startswith(FORWARD_MARKER),
         "forward_shown": FORWARD_BELOW_MARKER in u.reply_text,
+        "attached_shown": ATTACHED_MESSAGE_LINE in u.reply_text,
     }
     return {k: v for k, v in got.items() if k in expected}
 

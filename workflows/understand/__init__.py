@@ -34,6 +34,18 @@ Order of reading (first match decides the kind):
    before. Words typed above a forward are the answer, read as in 5; when they only point at
    it ("Zie hieronder.") and so read unclear, ``reply_text`` adds ``FORWARD_BELOW_MARKER`` and
    the forwarded text after them, again only for the reviewer's eyes.
+   A forward sent as an attachment (a message/rfc822 part: "Forward as attachment" in
+   Outlook, Apple Mail, Thunderbird, or an attached .eml; attached.py) is read the same way:
+   the sender's own text part is the answer, and the attached message's words and subject are
+   never read ("FW: …", "[Fwd: …]" or a subject that repeats the attached one is its
+   subject). With nothing of the sender's own (no text part, blank, a signature) → ``unclear``
+   with ``FORWARD_MARKER``; beside words that only point at it ("Zie bijlage.", "See
+   attached") → ``FORWARD_BELOW_MARKER``. Either marker is followed by each attached message
+   under ``ATTACHED_MESSAGE_LINE`` with its From/Date/Subject and its text (HTML as text), so
+   the reviewer sees it was attached and what it says; an inline forward, if any, comes first.
+   An out-of-office forwarded as an attachment is not the sender's auto-reply. Reports are no
+   forwards: a DSN, read receipt or ARF report (any report part) and Hotmail's complaint loop
+   keep their returned or reported original to themselves and are read as in 2.
 5. Free text, after removing quotes and signatures (strip.py; a "PS" below the signature is
    kept), read by text.py: ``accept`` / ``decline`` / ``tentative`` / ``question`` /
    ``unclear``. When the body says nothing to act on (empty, "Zie onderwerp"), the sender's

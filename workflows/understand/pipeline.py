@@ -10,7 +10,7 @@ from functools import cache, partial
 
 from workflows import tokens
 from workflows.event_config import SessionSpec
-from workflows.understand import automatic, bounce, calendar, mime, ses
+from workflows.understand import attached, automatic, bounce, calendar, mime, ses
 from workflows.understand import subject as subject_line
 from workflows.understand.language import detect_language
 from workflows.understand.strip import forwarded_part as strip_forwarded
@@ -89,11 +89,18 @@ def read_message(
             notes=("List-Unsubscribe request (subject 'unsubscribe')",),
         )  # fmt: skip
     header_auto = automatic.header_reason(msg)
+    attachments = attached.attached_messages(msg)
+    forwarded_subject = subject_line.is_forward(subject) or attached.repeats_attached_subject(
+        subject, attachments
+    )
     if not stripped and header_auto is None and not base.is_automatic:
-        forwarded = _forwarded_only(base, body, subject, default_language)
+        forwarded = _forwarded_only(base, body, subject, attachments, default_language)
         if forwarded is not None:
             return forwarded
-    auto = header_auto or automatic.text_reason(subject, stripped or body)
+    # Under an attached forward, "FW: Automatisch antwoord: …" is the attached message's
+    # subject: an out-of-office someone forwards is not one the sender sends.
+    auto_subject = "" if attachments and forwarded_subject else subject
+    auto = header_auto or automatic.text_reason(auto_subject, stripped or body)
     if auto is not None:
         return replace(
             base, kind=ReplyKind.AUTO_REPLY, is_automatic=True, reply_text=stripped,
@@ -118,10 +125,11 @@ def read_message(
     if not stripped:
         notes.append("no text of its own (only quotes or a signature)")
     reading = read_text(stripped, sessions)
-    if reading.says_nothing:
+    if reading.says_nothing and not forwarded_subject:
+        # "FW: Ja, ik kom" (or an attached message's subject) is someone else's subject.
         stripped, reading = _read_subject_too(subject, stripped, reading, sessions, notes)
     result = _with_reading(base, reading, stripped, default_language, notes)
-    return _showing_the_forward(result, reading, body, subject)
+    return _showing_the_forward(result, reading, body, subject, attachments)
 
 
 _FROM_SUBJECT = (ReplyKind.ACCEPT, ReplyKind.DECLINE, ReplyKind.TENTATIVE)
@@ -137,8 +145,6 @@ def _read_subject_too(
     """The body says nothing to act on: the answer may be in the subject ("Ja, ik kom",
     "RE: Uitnodiging … — ja"). Read the sender's subject words together with the body, and
     keep that reading only when it gives an answer (or, for an empty body, a question)."""
-    if subject_line.is_forward(subject):
-        return text, reading  # "FW: Ja, ik kom" is the forwarded message's subject
     words = subject_line.own_words(subject)
     if not words:
         return text, reading
@@ -153,27 +159,51 @@ def _read_subject_too(
     return combined_text, combined
 
 
+def _forwarded_text(
+    body: str, subject: str, attachments: tuple[attached.AttachedMessage, ...]
+) -> str | None:
+    """What the sender forwarded, for the reviewer's eyes only: the forward in the body (from
+    its opening line on), then every message attached whole; None when there is neither."""
+    pieces: list[str] = []
+    inline = strip_forwarded(body, forward_subject=subject_line.is_forward(subject))
+    if inline is not None:
+        pieces.append(inline)
+    if attachments:
+        pieces.append(attached.rendered(attachments))
+    return "\n\n".join(pieces)[:_MAX_READ_CHARS] if pieces else None
+
+
 def _forwarded_only(
-    base: Understanding, body: str, subject: str, default_language: str
+    base: Understanding,
+    body: str,
+    subject: str,
+    attachments: tuple[attached.AttachedMessage, ...],
+    default_language: str,
 ) -> Understanding | None:
-    """A forward with nothing of the sender's own: not read at all (the words are someone
-    else's, maybe our own invitation), but kept whole in reply_text for the reviewer."""
-    forwarded = strip_forwarded(body, forward_subject=subject_line.is_forward(subject))
+    """A forward with nothing of the sender's own, in the body or attached: not read at all
+    (the words are someone else's, maybe our own invitation), but kept whole in reply_text
+    for the reviewer."""
+    forwarded = _forwarded_text(body, subject, attachments)
     if forwarded is None:
         return None
     return replace(
         base,
         kind=ReplyKind.UNCLEAR,
-        reply_text=f"{FORWARD_MARKER}\n\n{forwarded[:_MAX_READ_CHARS]}",
+        reply_text=f"{FORWARD_MARKER}\n\n{forwarded}",
         language=detect_language(forwarded, default_language),
         notes=("forwarded message with no words of the sender's own: for a human",),
     )
 
 
 def _showing_the_forward(
-    result: Understanding, reading: TextReading, body: str, subject: str
+    result: Understanding,
+    reading: TextReading,
+    body: str,
+    subject: str,
+    attachments: tuple[attached.AttachedMessage, ...],
 ) -> Understanding:
-    """Words that say nothing above a forward ("Zie hieronder.", "See below") point at it.
+    """Words that say nothing above a forward ("Zie hieronder.", "See below") or beside an
+    attached one ("Zie bijlage.", "See attached") point at it.
 
     The reply stays unclear and the forward stays unread (its words are someone else's);
     only reply_text changes, so that the reviewer sees what the sender pointed at: their own
@@ -182,10 +212,10 @@ def _showing_the_forward(
     """
     if result.kind is not ReplyKind.UNCLEAR or not reading.says_nothing or not result.reply_text:
         return result
-    forwarded = strip_forwarded(body, forward_subject=subject_line.is_forward(subject))
+    forwarded = _forwarded_text(body, subject, attachments)
     if forwarded is None:
         return result
-    shown = f"{result.reply_text}\n\n{FORWARD_BELOW_MARKER}\n\n{forwarded[:_MAX_READ_CHARS]}"
+    shown = f"{result.reply_text}\n\n{FORWARD_BELOW_MARKER}\n\n{forwarded}"
     return replace(result, reply_text=shown)
 
 

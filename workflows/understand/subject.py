@@ -21,8 +21,9 @@ _PREFIX_RE = re.compile(
     r"^\s*(?:(?:re|aw|antw|antwoord|fw|fwd|doorst|wg|tr|sv|vs|ref)\s*(?:\[\d+\]|\(\d+\))?\s*:\s*)+",
     re.IGNORECASE,
 )
+# Thunderbird used to bracket the whole forwarded subject: "[Fwd: Ja, ik kom]".
 _FORWARD_PREFIX_RE = re.compile(
-    r"^\s*(?:fw|fwd|doorst|wg|tr|doorgestuurd)\s*(?:\[\d+\]|\(\d+\))?\s*:", re.IGNORECASE
+    r"^\s*\[?\s*(?:fw|fwd|doorst|wg|tr|doorgestuurd)\s*(?:\[\d+\]|\(\d+\))?\s*:", re.IGNORECASE
 )
 _MARKER_RE = re.compile(r"\[\s*rsvp:[a-z0-9]+\s*\]|\brsvp:[a-z0-9]+", re.IGNORECASE)
 # How the subjects we send begin (nl and en), lowercased.
@@ -57,8 +58,8 @@ _MAX_REQUEST_WORDS = 40
 
 
 def is_forward(subject: str) -> bool:
-    """Whether the subject opens with a forward prefix ("FW:", "Fwd:", "Doorst:", "WG:"): its
-    words are then the forwarded message's subject, not the sender's."""
+    """Whether the subject opens with a forward prefix ("FW:", "Fwd:", "Doorst:", "WG:", "[Fwd:"):
+    its words are then the forwarded message's subject, not the sender's."""
     return bool(_FORWARD_PREFIX_RE.match(subject or ""))
 
 
