@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from db.models import (
     AuditEntry,
     Event,
+    Invitation,
     InvitationStatus,
     OutboundMessage,
     OutboundStatus,
@@ -514,3 +515,39 @@ def test_concurrent_workers_share_one_bucket(
     assert not errors
     # The clock stands still, so all workers together get exactly one burst, never more.
     assert sum(granted) == burst
+
+
+def test_settling_two_accepted_mails_of_one_invitation_in_one_batch(
+    db: Session, sessions: sessionmaker[Session], traveller: time_machine.Traveller
+) -> None:
+    """A re-sent invitation (`invitation:<id>:<n>`) may go out in the same batch as an earlier
+    mail of the same invitation (a bounce re-queued it while that one was still pending).
+    The invitation moves to sent once; moving it twice would fail the second compare-and-set
+    and roll back the whole settle (and stop the sender)."""
+    event = make_event(db)
+    invitation, _ = invite(db, event, "j.meijer@bergveld.example")
+    transition(db, invitation, InvitationStatus.QUEUED, reason="as queue_invitations leaves it")
+    key = f"invitation:{invitation.id}"
+    first = _queue(db, event, invitation.person, key, kind=MailKind.INVITATION).id
+    again = _queue(db, event, invitation.person, f"{key}:1", kind=MailKind.INVITATION).id
+    db.commit()
+    assert len(claim_due(sessions, "w", 10, lease=LEASE)) == 2
+    traveller.shift(timedelta(seconds=3))
+    for outbound_id in (first, again):
+        with sessions() as db2, db2.begin():
+            assert record_accepted(db2, outbound_id, "w")
+
+    with sessions() as db2, db2.begin():
+        assert settle_accepted(db2, "w") == 2
+
+    rows = _rows(sessions)
+    assert rows[first].status == OutboundStatus.SENT
+    assert rows[again].status == OutboundStatus.SENT
+    with sessions() as db2:
+        assert db2.get(Invitation, invitation.id).status == InvitationStatus.SENT  # type: ignore[union-attr]
+        moves = db2.scalars(
+            select(AuditEntry.new_status).where(
+                AuditEntry.machine == "invitation", AuditEntry.entity_id == invitation.id
+            )
+        ).all()
+        assert list(moves).count("sent") == 1
