@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session
 
-from db.models import InboundStatus, ParticipantStatus
+from db.models import InboundMessage, InboundStatus, Participant, ParticipantStatus
 from tests.factories import event_config
 from tests.mailfactory import ManualClock, World, installed_clock
 from workflows.inbound import list_review
@@ -41,6 +41,21 @@ def _in_session(w: World, key: str) -> int:
     )
 
 
+def _registered_with_a_companion(w: World) -> Participant:
+    invitee = w.invitee(domain="ex-1.example")
+    w.tell(invitee, ReplyKind.ACCEPT, companions=(PersonMention("Karin Smit", None),))
+    w.db.commit()
+    return invitee
+
+
+def _yes_to_wonen_with_one_more(w: World, invitee: Participant) -> InboundMessage:
+    """ "Ja, deelsessie wonen, en ik neem nog een collega mee." """
+    companion = PersonMention("Joost de Vries", None)
+    reply = w.tell(invitee, ReplyKind.ACCEPT, session="wonen", companions=(companion,))
+    w.db.commit()
+    return reply
+
+
 def test_a_second_yes_that_moves_the_party_and_adds_a_companion_is_checked_as_one(
     db: Session, clock: ManualClock
 ) -> None:
@@ -48,18 +63,10 @@ def test_a_second_yes_that_moves_the_party_and_adds_a_companion_is_checked_as_on
     # met nog een collega". Moving the two fits wonen (2 places) and so does one newcomer,
     # but not all three: the reply must go to review and change nothing.
     w = _world(db, clock, wonen_capacity=2)
-    invitee = w.invitee(domain="ex-1.example")
-    w.tell(invitee, ReplyKind.ACCEPT, companions=(PersonMention("Karin Smit", None),))
-    db.commit()
+    invitee = _registered_with_a_companion(w)
     before = w.snapshot()
 
-    reply = w.tell(
-        invitee,
-        ReplyKind.ACCEPT,
-        session="wonen",
-        companions=(PersonMention("Joost de Vries", None),),
-    )
-    db.commit()
+    reply = _yes_to_wonen_with_one_more(w, invitee)
 
     assert reply.status is InboundStatus.REVIEW
     [item] = list_review(db, w.event)
@@ -72,17 +79,9 @@ def test_the_same_reply_is_applied_when_the_session_has_room_for_all(
     db: Session, clock: ManualClock
 ) -> None:
     w = _world(db, clock, wonen_capacity=3)
-    invitee = w.invitee(domain="ex-1.example")
-    w.tell(invitee, ReplyKind.ACCEPT, companions=(PersonMention("Karin Smit", None),))
-    db.commit()
+    invitee = _registered_with_a_companion(w)
 
-    reply = w.tell(
-        invitee,
-        ReplyKind.ACCEPT,
-        session="wonen",
-        companions=(PersonMention("Joost de Vries", None),),
-    )
-    db.commit()
+    reply = _yes_to_wonen_with_one_more(w, invitee)
 
     assert reply.status is InboundStatus.PROCESSED
     assert _in_session(w, "wonen") == 3
