@@ -99,8 +99,9 @@ def run_demo(options: DemoOptions) -> int:
         # What the last ticks queued, so every mailbox is complete at the end.
         send_due(factory, settings, worker="demo-final")
         service = None
-        set_clock(previous_clock)
+        # Still on the demo's clock: the status is "as of" the simulated 3 February.
         _final_report(console, factory, slug, simulator)
+        set_clock(previous_clock)
     finally:
         if simulator is not None:
             simulator.stop()
