@@ -182,7 +182,6 @@ def test_fetch_response_parsing_finds_uid_before_or_after_the_literal() -> None:
 # -- reading ----------------------------------------------------------------------------
 
 
-
 @pytest.mark.integration
 def test_reads_new_mail_incrementally_by_uid(
     mailstack: MailStack, imap: ImapSettings, sessions: sessionmaker[Session],
@@ -667,9 +666,12 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
                     box.append(raw, "INBOX")
                 time.sleep(rng.uniform(0, 0.1))
 
-    # Three kills at random moments: while mail is still arriving, and later while the
-    # backlog is being worked through (start-up, fetch, transaction, move, bookkeeping).
-    kill_times = sorted([rng.uniform(0.5, 3.0), rng.uniform(3.0, 20.0), rng.uniform(3.0, 40.0)])
+    # Three kills at random moments: one while mail is still arriving (often during start-up),
+    # two while the backlog is being worked through, at random points of its progress rather
+    # than of the clock, so they interrupt work however fast the reader is (plus a random
+    # few milliseconds, to land in any phase: fetch, transaction, move, bookkeeping).
+    first_kill = rng.uniform(0.5, 3.0)
+    kill_at_rows = [round(rng.uniform(0.1, 0.5) * total), round(rng.uniform(0.5, 0.9) * total)]
     recorded_at_kill: list[int] = []
     reader = _start_reader(database_url, config, log)
     restarted = time.monotonic()
@@ -677,8 +679,12 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
     feeding.start()
     started = time.monotonic()
     try:
-        for moment in kill_times:
-            time.sleep(max(0.0, moment - (time.monotonic() - started)))
+        for kill in [None, *kill_at_rows]:
+            if kill is None:
+                time.sleep(max(0.0, first_kill - (time.monotonic() - started)))
+            else:
+                _wait_for_rows(sessions, kill, timeout=120)
+                time.sleep(rng.uniform(0, 0.05))
             reader.send_signal(signal.SIGKILL)
             reader.wait(10)
             recorded_at_kill.append(_count_rows(sessions))
@@ -698,7 +704,7 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
         except subprocess.TimeoutExpired:
             reader.kill()
             code = None
-    print(f"kill moments {[round(t, 1) for t in kill_times]} s, rows then {recorded_at_kill}")
+    print(f"kills at {first_kill:.1f} s and at {kill_at_rows} rows; rows then {recorded_at_kill}")
     assert any(0 < n < total for n in recorded_at_kill), "no kill interrupted work in progress"
     assert code == 0, log.read_text(errors="replace")[-3000:]
 
@@ -721,6 +727,14 @@ def test_a_thousand_replies_are_processed_exactly_once_across_kill_9(
 def _count_rows(sessions: sessionmaker[Session]) -> int:
     with sessions() as db:
         return db.scalar(select(func.count(InboundMessage.id))) or 0
+
+
+def _wait_for_rows(sessions: sessionmaker[Session], at_least: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _count_rows(sessions) < at_least:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the reader did not record {at_least} replies within {timeout} s")
+        time.sleep(0.02)
 
 
 def _wait_until_all_filed(
