@@ -729,14 +729,6 @@ def _count_rows(sessions: sessionmaker[Session]) -> int:
         return db.scalar(select(func.count(InboundMessage.id))) or 0
 
 
-def _wait_for_rows(sessions: sessionmaker[Session], at_least: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while _count_rows(sessions) < at_least:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the reader did not record {at_least} replies within {timeout} s")
-        time.sleep(0.02)
-
-
 def _wait_until_all_filed(
     stack: MailStack, imap: ImapSettings, sessions: sessionmaker[Session], total: int,
     timeout: float,
