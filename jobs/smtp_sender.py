@@ -60,7 +60,6 @@ _T = TypeVar("_T")
 # would send it.
 LEASE_SAFETY = timedelta(seconds=30)
 _BARE_NEWLINE = re.compile(rb"\r?\n")
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 # Accepted mails are moved from sending to sent (audit rows, follow-ups) in groups this big.
 SETTLE_EVERY = 50
 
@@ -142,7 +141,7 @@ class SmtpConnection:
         that asks the server to accept it: the sender waits there for the previous mail's
         result to be committed, so at most one accepted mail is ever unrecorded.
         """
-        data = _dot_stuffed(smtp_lines(raw))
+        data = dot_stuffed(smtp_lines(raw))
         try:
             self._transaction(envelope_from, recipient, data, before_final_dot)
         except smtplib.SMTPServerDisconnected:
@@ -240,10 +239,16 @@ class SmtpConnection:
             smtp.close()
 
 
-def _dot_stuffed(data: bytes) -> bytes:
-    """Double a leading "." on every line and end with CRLF (RFC 5321 4.5.2)."""
-    if b"\r\n." in data or data.startswith(b"."):
-        data = _LEADING_DOT.sub(b"..", data)
+def dot_stuffed(data: bytes) -> bytes:
+    """Double a leading "." on every line and end with CRLF (RFC 5321 4.5.2).
+
+    `data` has CRLF line ends (`smtp_lines`), so every line but the first starts right after
+    a CRLF and a plain replace does what smtplib's multi-line regex does, several times
+    faster; the sender runs this over every mail while holding the interpreter.
+    """
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
