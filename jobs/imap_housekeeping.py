@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import transaction
 from db.models import InboundMessage, OutboundMessage
-from jobs.imap_reader import ImapCommandError, connect
+from jobs.imap_reader import check_ok, connect, expunge_uids
 from jobs.settings import ImapSettings
 from workflows.inbound import read_envelope, synthetic_message_id
 from workflows.privacy import (
@@ -184,7 +184,7 @@ def _uids_with_message_id(box: BaseMailBox, message_id: str) -> list[int]:
     # "<id@host>") is found too; `searchable` keeps quotes and backslashes out.
     needle = '"' + message_id.strip().strip("<>") + '"'
     typ, data = box.client.uid("SEARCH", "HEADER", "Message-ID", needle)
-    _check(typ, data, "UID SEARCH HEADER Message-ID")
+    check_ok(typ, data, "UID SEARCH HEADER Message-ID")
     candidates = [int(x) for x in (data[0].split() if data and data[0] else [])]
     if not candidates:
         return []
@@ -193,7 +193,7 @@ def _uids_with_message_id(box: BaseMailBox, message_id: str) -> list[int]:
     typ, data = box.client.uid(
         "FETCH", ",".join(map(str, candidates)), "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
     )
-    _check(typ, data, "UID FETCH Message-ID")
+    check_ok(typ, data, "UID FETCH Message-ID")
     exact: list[int] = []
     for uid, _size, head in _fetched(data):
         if read_envelope(head).message_id == message_id:
@@ -216,7 +216,7 @@ def _uids_with_synthetic_id(
             raw = head  # the reader stored (and hashed) only the header block
         else:
             typ, body = box.client.uid("FETCH", str(uid), "(UID BODY.PEEK[])")
-            _check(typ, body, "UID FETCH BODY[]")
+            check_ok(typ, body, "UID FETCH BODY[]")
             raw = next((b for _u, _s, b in _fetched(body)), b"")
         message_id = synthetic_message_id(raw)
         if message_id in wanted:
@@ -255,22 +255,7 @@ def _fetched(data: Sequence[object]) -> list[tuple[int, int, bytes]]:
 
 
 def _expunge(box: BaseMailBox, uids: Sequence[int]) -> None:
-    client = box.client
-    uid_set = ",".join(map(str, uids))
-    typ, data = client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
-    _check(typ, data, "UID STORE \\Deleted")
-    if "UIDPLUS" in client.capabilities:
-        typ, data = client.uid("EXPUNGE", uid_set)
-    else:
-        # Without UIDPLUS only a plain EXPUNGE exists; it also removes what others flagged
-        # \Deleted in this folder, which is what they asked for anyway.
-        typ, data = client.expunge()
-    _check(typ, data, "EXPUNGE")
-
-
-def _check(typ: str, data: object, what: str) -> None:
-    if typ != "OK":
-        raise ImapCommandError(f"{what} failed: {typ} {data!r}"[:500])
+    expunge_uids(box.client, ",".join(map(str, uids)))
 
 
 # --------------------------------------------------------------------------- the daily job

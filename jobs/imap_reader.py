@@ -360,7 +360,7 @@ class InboxReader:
 
     def _uids_above(self, last_uid: int) -> list[int]:
         typ, data = self.box.client.uid("SEARCH", f"UID {last_uid + 1}:*")
-        _check(typ, data, "UID SEARCH")
+        check_ok(typ, data, "UID SEARCH")
         found = data[0].split() if data and data[0] else []
         # "n:*" always includes the highest UID, even when it is below n.
         return sorted(uid for uid in (int(x) for x in found) if uid > last_uid)
@@ -510,9 +510,7 @@ class InboxReader:
         )  # fmt: skip
         return placement
 
-    def _record_and_process(
-        self, uid: int, raw: bytes
-    ) -> tuple[Placement, InboundStatus, bool]:
+    def _record_and_process(self, uid: int, raw: bytes) -> tuple[Placement, InboundStatus, bool]:
         """The one transaction: store, understand, apply, commit. (placement, status, new?)"""
         with transaction(self.factory) as db:
             row, created = self.pipeline.record(
@@ -631,19 +629,11 @@ class InboxReader:
             uid_set = _uid_set(chunk)
             if "MOVE" in client.capabilities:
                 typ, data = client.uid("MOVE", uid_set, target)
-                _check(typ, data, f"UID MOVE to {folder}")
+                check_ok(typ, data, f"UID MOVE to {folder}")
                 continue
             typ, data = client.uid("COPY", uid_set, target)
-            _check(typ, data, f"UID COPY to {folder}")
-            typ, data = client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
-            _check(typ, data, "UID STORE \\Deleted")
-            if "UIDPLUS" in client.capabilities:
-                typ, data = client.uid("EXPUNGE", uid_set)
-            else:
-                # Without UIDPLUS only a plain EXPUNGE exists; it also removes messages others
-                # flagged \Deleted in this folder, which is what they asked for anyway.
-                typ, data = client.expunge()
-            _check(typ, data, "EXPUNGE")
+            check_ok(typ, data, f"UID COPY to {folder}")
+            expunge_uids(client, uid_set)
 
     # -- finishing moves a crash interrupted ---------------------------------------------
 
@@ -732,7 +722,7 @@ class InboxReader:
         found: set[int] = set()
         for chunk in _chunks(sorted(candidates), 500):
             typ, data = self.box.client.uid("SEARCH", f"UID {_uid_set(chunk)}")
-            _check(typ, data, "UID SEARCH")
+            check_ok(typ, data, "UID SEARCH")
             found.update(int(x) for x in (data[0].split() if data and data[0] else []))
         return {candidates[uid]: uid for uid in found if uid in candidates}
 
@@ -743,7 +733,7 @@ class InboxReader:
             return []
         quoted = '"' + needle.replace("\\", "\\\\").replace('"', '\\"') + '"'
         typ, data = self.box.client.uid("SEARCH", "HEADER", "Message-ID", quoted)
-        _check(typ, data, "UID SEARCH HEADER Message-ID")
+        check_ok(typ, data, "UID SEARCH HEADER Message-ID")
         return [int(x) for x in (data[0].split() if data and data[0] else [])]
 
     def _already_in_target(self, pending: _Pending) -> str | None:
@@ -782,7 +772,6 @@ class InboxReader:
                     break  # readable but no line: the server closed; DONE below will tell
         finally:
             self.box.idle.stop()  # type: ignore[no-untyped-call]
-
 
     def _news_already_read(self) -> bool:
         """News that arrived with the answer to IDLE, where polling the socket cannot see it.
@@ -900,9 +889,23 @@ def _stopped(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-def _check(typ: str, data: object, what: str) -> None:
+def check_ok(typ: str, data: object, what: str) -> None:
+    """Raise ImapCommandError unless the server answered OK."""
     if typ != "OK":
         raise ImapCommandError(f"{what} failed: {typ} {data!r}"[:500])
+
+
+def expunge_uids(client: imaplib.IMAP4, uid_set: str) -> None:
+    """Delete messages of the selected folder for good: flag them \\Deleted, then expunge."""
+    typ, data = client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
+    check_ok(typ, data, "UID STORE \\Deleted")
+    if "UIDPLUS" in client.capabilities:
+        typ, data = client.uid("EXPUNGE", uid_set)
+    else:
+        # Without UIDPLUS only a plain EXPUNGE exists; it also removes messages others
+        # flagged \Deleted in this folder, which is what they asked for anyway.
+        typ, data = client.expunge()
+    check_ok(typ, data, "EXPUNGE")
 
 
 def _one_line(exc: BaseException) -> str:

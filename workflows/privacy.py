@@ -771,12 +771,7 @@ def _anonymise_expired_people(
             db, person, reason="personal-data retention of their event(s) passed", actor=ACTOR
         )
         report.persons_anonymised += 1
-        report.inbound_anonymised += counts.inbound_anonymised
-        report.outbound_anonymised += counts.outbound_anonymised
-        report.outbound_suppressed += counts.outbound_suppressed
-        report.audit_entries_scrubbed += counts.audit_entries_scrubbed
-        report.auto_answer_counts_deleted += counts.auto_answer_counts_deleted
-        report.server_copies.extend(counts.server_copies)
+        _add_counts(report, counts, _ANONYMISED_COUNTS)
 
 
 def _anonymise_person(db: Session, person: Person, *, reason: str, actor: str) -> ForgetReport:
@@ -944,14 +939,26 @@ def forget_person(db: Session, email_address: str, actor: str) -> ForgetReport:
     return report
 
 
+# What anonymising a person counts, summed into a purge's or a forget's report.
+_ANONYMISED_COUNTS = (
+    "inbound_anonymised",
+    "outbound_anonymised",
+    "outbound_suppressed",
+    "audit_entries_scrubbed",
+    "auto_answer_counts_deleted",
+)
+
+
+def _add_counts(
+    into: PurgeReport | ForgetReport, counts: ForgetReport, names: Sequence[str]
+) -> None:
+    for name in names:
+        setattr(into, name, getattr(into, name) + getattr(counts, name))
+    into.server_copies.extend(counts.server_copies)
+
+
 def _merge(a: ForgetReport, b: ForgetReport) -> ForgetReport:
-    a.inbound_anonymised += b.inbound_anonymised
-    a.outbound_anonymised += b.outbound_anonymised
-    a.outbound_suppressed += b.outbound_suppressed
-    a.outbound_in_flight += b.outbound_in_flight
-    a.audit_entries_scrubbed += b.audit_entries_scrubbed
-    a.auto_answer_counts_deleted += b.auto_answer_counts_deleted
-    a.server_copies.extend(b.server_copies)
+    _add_counts(a, b, (*_ANONYMISED_COUNTS, "outbound_in_flight"))
     return a
 
 
