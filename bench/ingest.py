@@ -11,7 +11,13 @@
    understand, apply the rules and queue the answers (one transaction per message), move to
    Processed/Review/Quarantine. The time inside the real `process_inbound` is measured too,
    so the reader's own overhead (fetch, store, commit, move) can be told from the rules'.
-4. IDLE latency: `run_forever` waits in IDLE; a reply is APPENDed and the time until its row
+4. A floor, on a second copy of the same replies: the least any reader that keeps the mail
+   must do — fetch in bulks of 500, parse with the reader's own parser, INSERT each message
+   (Message-ID, subject, raw bytes) into a bare SQLite table, one commit and one UID MOVE per
+   500 — with no understanding, no rules and no ORM. Its ratio bounds what any design could
+   reach; what it leaves of the target's time per message is all there would be for reading
+   the reply and applying the rules.
+5. IDLE latency: `run_forever` waits in IDLE; a reply is APPENDed and the time until its row
    is in the database is measured, over --latency-samples replies one after another.
 
 Targets: rsvpmail's rate ≥ 0.5 × the baseline's; p95 IDLE latency < 2 s.
@@ -41,6 +47,9 @@ if TYPE_CHECKING:
 TARGET_RATIO = 0.5
 TARGET_P95_SECONDS = 2.0
 MAILBOX = "aanmelden@wijkwijzer.example"
+# The floor reads its own copy of the replies, so that it meets the same untouched mailbox.
+FLOOR_MAILBOX = "floor@wijkwijzer.example"
+FLOOR_BULK = 500
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,6 +94,49 @@ def imap_tools_baseline(host: str, port: int, password: str) -> Timed:
             _ = message.text, message.from_
             count += 1
     return Timed(time.perf_counter() - started, count)
+
+
+def floor_reader(host: str, port: int, password: str, database: Path) -> Timed:
+    """The least a reader that keeps the mail must do; see the module docstring (4)."""
+    import sqlite3
+
+    from imap_tools import MailBoxUnencrypted
+
+    from jobs.imap_reader import check_ok, compact_uid_set, parse_fetch_response
+    from workflows.understand import mime
+
+    store = sqlite3.connect(database, isolation_level=None)
+    store.execute("PRAGMA journal_mode=WAL")
+    store.execute("PRAGMA synchronous=NORMAL")  # as db.engine sets it for SQLite
+    store.execute(
+        "CREATE TABLE mail (id INTEGER PRIMARY KEY, message_id TEXT UNIQUE, subject TEXT, raw BLOB)"
+    )
+    started = time.perf_counter()
+    count = 0
+    with MailBoxUnencrypted(host, port, timeout=60).login(FLOOR_MAILBOX, password) as box:
+        box.folder.create("Processed")
+        box.folder.set("INBOX")
+        typ, data = box.client.uid("SEARCH", "ALL")
+        check_ok(typ, data, "UID SEARCH")
+        uids = [int(x) for x in data[0].split()]
+        for start in range(0, len(uids), FLOOR_BULK):
+            chunk = compact_uid_set(uids[start : start + FLOOR_BULK])
+            typ, data = box.client.uid("FETCH", chunk, "(UID BODY.PEEK[])")
+            check_ok(typ, data, "UID FETCH")
+            store.execute("BEGIN IMMEDIATE")
+            for _uid, _size, raw in parse_fetch_response(data):
+                message = mime.parse(raw or b"")
+                store.execute(
+                    "INSERT INTO mail (message_id, subject, raw) VALUES (?, ?, ?)",
+                    (mime.header(message, "Message-ID"), mime.header(message, "Subject"), raw),
+                )
+                count += 1
+            store.execute("COMMIT")
+            typ, data = box.client.uid("MOVE", chunk, "Processed")
+            check_ok(typ, data, "UID MOVE")
+    seconds = time.perf_counter() - started
+    store.close()
+    return Timed(seconds, count)
 
 
 def rsvpmail_reader(
@@ -222,6 +274,17 @@ def _print_ceilings(
           f"{baseline_ms / max(1e-9, adapter * per_msg):.2f}")  # fmt: skip
 
 
+def _print_floor(baseline: Timed, ours: Timed, floor: Timed) -> None:
+    """The floor's ratio, and what the target would leave for reading and the rules."""
+    base_ms, ours_ms, floor_ms = (1000 / t.rate for t in (baseline, ours, floor))
+    budget_ms = base_ms / TARGET_RATIO  # the target's time per message, all included
+    print(f"floor (fetch, parse, INSERT, commit + move per {FLOOR_BULK}; no reading, no rules):")
+    print(f"    {floor.rate:8.1f} msg/s ({floor_ms:.2f} ms/msg), ratio {base_ms / floor_ms:.2f}")
+    print(f"    at the target, {budget_ms:.2f} ms/msg in all: {budget_ms - floor_ms:.2f} ms "
+          f"would be left to read the reply and apply the rules; rsvpmail spends "
+          f"{ours_ms - floor_ms:.2f} ms on those")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench ingest", description=__doc__.split("\n")[0]
@@ -245,13 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"delivering {n} replies over LMTP …", flush=True)
             started = time.perf_counter()
             for raw in replygen.replies(invitees, n):
-                stack.deliver(raw, MAILBOX)
+                stack.deliver(raw, [MAILBOX, FLOOR_MAILBOX])
             deliver_seconds = time.perf_counter() - started
             host, port, password = stack.imap_host, stack.imap_port, stack.password
             imap_tools_baseline(host, port, password)  # warm Dovecot's index and caches
             baseline = imap_tools_baseline(host, port, password)
             ours, spent, report = rsvpmail_reader(factory, host, port, password)
             left = stack.message_count(MAILBOX, "INBOX")
+            floor = floor_reader(host, port, password, Path(tmp) / "floor.db")
             latencies = idle_latencies(factory, stack, invitees, max(1, args.latency_samples))
 
     ratio = ours.rate / baseline.rate
@@ -280,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"left in INBOX after the read: {left}")
     print(f"ratio rsvpmail / imap-tools: {ratio:.2f} (target ≥ {TARGET_RATIO})")
     _print_ceilings(baseline, ours, spent, rules, adapter_seconds)
+    _print_floor(baseline, ours, floor)
     print(
         f"IDLE: APPEND → recorded over {len(latencies)} replies: "
         f"p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "

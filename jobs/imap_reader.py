@@ -433,7 +433,7 @@ class InboxReader:
             )
             return [], list(uids)
         try:
-            typ, data = self.box.client.uid("FETCH", _uid_set(uids), parts)
+            typ, data = self.box.client.uid("FETCH", compact_uid_set(uids), parts)
         except imaplib.IMAP4.abort:
             # The network, or a message the server cannot read: the next try narrows it down.
             for uid in uids:
@@ -626,7 +626,7 @@ class InboxReader:
         client = self.box.client
         target = encode_folder(folder).decode("ascii")  # modified UTF-7, quoted
         for chunk in _chunks(list(uids), 500):
-            uid_set = _uid_set(chunk)
+            uid_set = compact_uid_set(chunk)
             if "MOVE" in client.capabilities:
                 typ, data = client.uid("MOVE", uid_set, target)
                 check_ok(typ, data, f"UID MOVE to {folder}")
@@ -721,7 +721,7 @@ class InboxReader:
             return {}
         found: set[int] = set()
         for chunk in _chunks(sorted(candidates), 500):
-            typ, data = self.box.client.uid("SEARCH", f"UID {_uid_set(chunk)}")
+            typ, data = self.box.client.uid("SEARCH", f"UID {compact_uid_set(chunk)}")
             check_ok(typ, data, "UID SEARCH")
             found.update(int(x) for x in (data[0].split() if data and data[0] else []))
         return {candidates[uid]: uid for uid in found if uid in candidates}
@@ -865,7 +865,7 @@ def _byte_bounded_groups(
         yield group
 
 
-def _uid_set(uids: Iterable[int]) -> str:
+def compact_uid_set(uids: Iterable[int]) -> str:
     """Compact IMAP sequence set: 1,2,3,7 → 1:3,7."""
     ordered = sorted(set(uids))
     parts: list[str] = []
