@@ -35,7 +35,8 @@ Order of reading (first match decides the kind):
    it ("Zie hieronder.") and so read unclear, ``reply_text`` adds ``FORWARD_BELOW_MARKER`` and
    the forwarded text after them, again only for the reviewer's eyes.
    A forward sent as an attachment (a message/rfc822 part: "Forward as attachment" in
-   Outlook, Apple Mail, Thunderbird, or an attached .eml; attached.py) is read the same way:
+   Outlook, Apple Mail, Thunderbird; or a file named .eml holding a mail, whatever its content
+   type; attached.py) is read the same way:
    the sender's own text part is the answer, and the attached message's words and subject are
    never read ("FW: …", "[Fwd: …]" or a subject that repeats the attached one is its
    subject). With nothing of the sender's own (no text part, blank, a signature) → ``unclear``
@@ -43,6 +44,8 @@ Order of reading (first match decides the kind):
    attached") → ``FORWARD_BELOW_MARKER``. Either marker is followed by each attached message
    under ``ATTACHED_MESSAGE_LINE`` with its From/Date/Subject and its text (HTML as text), so
    the reviewer sees it was attached and what it says; an inline forward, if any, comes first.
+   An Outlook .msg cannot be read here: ``OUTLOOK_ITEM_LINE`` tells the reviewer it is there,
+   and since its subject is unknown, the subject beside it is never read as an answer.
    An out-of-office forwarded as an attachment is not the sender's auto-reply. Reports are no
    forwards: a DSN, read receipt or ARF report (any report part) and Hotmail's complaint loop
    keep their returned or reported original to themselves and are read as in 2.

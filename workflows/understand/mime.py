@@ -266,8 +266,8 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
     """Parts depth-first as (part, depth, inside_attached_message), bounded in depth and count.
 
-    `inside_attached_message` is true below a message/rfc822 part: a forwarded or returned
-    original, which is not what the sender wrote now.
+    `inside_attached_message` is true below a message/rfc822 part (or another message/* part
+    named as a saved mail): a forwarded or returned original, not what the sender wrote now.
     """
     memo = _memo(msg)
     if memo.parts is None:
@@ -292,6 +292,8 @@ def _walk(msg: Message) -> Iterator[tuple[Message, int, bool]]:
             continue
         ctype = content_type(part)
         below_attached = attached or ctype == "message/rfc822"
+        if not below_attached and ctype.startswith("message/") and is_mail_file(part):
+            below_attached = True  # a saved mail under another message/* label ("x.eml")
         children = [p for p in payload if isinstance(p, Message)]
         for child in reversed(children[:MAX_PARTS]):
             stack.append((child, depth + 1, below_attached))
@@ -305,6 +307,26 @@ def content_type(part: Message) -> str:
         except Exception:
             memo.content_type = "text/plain"
     return memo.content_type
+
+
+# A part under one of these names is a mail saved as a file (an attached .eml, an Outlook .msg):
+# someone else's words, never the sender's own text, whatever its content type says.
+_MAIL_FILE_SUFFIXES = (".eml", ".msg")
+
+
+def filename(part: Message) -> str:
+    """The part's file name (Content-Disposition filename, else Content-Type name), RFC 2231 /
+    2047-decoded; "" when it has none or it is unreadable."""
+    try:
+        name = part.get_filename()
+    except Exception:
+        return ""
+    return decode_header_value(name) if name else ""
+
+
+def is_mail_file(part: Message) -> bool:
+    """Whether the part is named as a saved mail (.eml, .msg); attached.py reads it."""
+    return filename(part).casefold().endswith(_MAIL_FILE_SUFFIXES)
 
 
 def is_attachment(part: Message) -> bool:
@@ -365,6 +387,17 @@ def encoded_prefix(payload: str, transfer_encoding: str) -> str:
     return payload[:MAX_TEXT_BYTES]
 
 
+def payload_prefix(part: Message) -> bytes:
+    """The decoded payload of a leaf part, at least its first MAX_TEXT_BYTES bytes (the same
+    bounded decoding as `part_text`, without a charset); b"" for a multipart or when
+    unreadable."""
+    try:
+        data = _decode_prefix(part)
+    except Exception:
+        return b""
+    return data or b""
+
+
 def _decode_prefix(part: Message) -> bytes | None:
     """`part.get_payload(decode=True)` of the payload's `encoded_prefix`, decoded by the
     stdlib itself (same defect handling); None for a multipart."""
@@ -386,8 +419,9 @@ def _decode_prefix(part: Message) -> bytes | None:
 def body_text(msg: Message) -> str:
     """What the sender wrote in this message: the first inline text/plain, else HTML as text.
 
-    Parts below an attached message/rfc822 are skipped (those are the quoted original). The
-    HTML part is decoded only when the plain part turns out empty: most clients send both.
+    Parts below an attached message/rfc822 are skipped (those are the quoted original), and
+    so is a text part named as a saved mail (an inline "x.eml": a message/rfc822 mislabelled).
+    The HTML part is decoded only when the plain part turns out empty: most clients send both.
     """
     plain: str | None = None
     html_part: Message | None = None
@@ -395,9 +429,14 @@ def body_text(msg: Message) -> str:
         if attached or is_attachment(part):
             continue
         ctype = content_type(part)
-        if ctype == "text/plain" and plain is None:
+        wanted = (ctype == "text/plain" and plain is None) or (
+            ctype == "text/html" and html_part is None
+        )
+        if not wanted or is_mail_file(part):
+            continue
+        if ctype == "text/plain":
             plain = part_text(part)
-        elif ctype == "text/html" and html_part is None:
+        else:
             html_part = part
     if plain is not None and plain.strip():
         return normalise_text(plain)
