@@ -156,7 +156,9 @@ def oversized(invitee: Invitee, number: int, size: int) -> bytes:
     msg["Message-ID"] = f"<big-{number}@{invitee.email.split('@')[1]}>"
     msg.set_content("Ja, ik kom. In de bijlage mijn presentatie.")
     msg.add_attachment(
-        random.Random(number).randbytes(size), maintype="application", subtype="pdf",
+        random.Random(number).randbytes(size),
+        maintype="application",
+        subtype="pdf",
         filename="presentatie.pdf",
     )
     return msg.as_bytes()

@@ -255,8 +255,9 @@ def test_addresses_from_options() -> None:
 
 
 def test_the_window_is_the_event_start(db: Session, event: Event) -> None:
-    with time_machine.travel(event.starts_at - timedelta(seconds=1), tick=False), pytest.raises(
-        AttendanceError
+    with (
+        time_machine.travel(event.starts_at - timedelta(seconds=1), tick=False),
+        pytest.raises(AttendanceError),
     ):
         mark_attendance(db, event, listed(REGISTERED[0]), actor=ACTOR)
     with time_machine.travel(event.starts_at, tick=False):

@@ -90,13 +90,34 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     engine = make_engine(f"sqlite:///{path}")
     with make_sessionmaker(engine)() as db:
         event = make_event(db)
-        lotte = _invite(db, event, TOKEN_NL, "l.elamrani@zwaanshoek.example", "Lotte El Amrani",
-                        organisation="Gemeente Zwaanshoek", role="Wethouder Sociaal Domein")
-        alex = _invite(db, event, TOKEN_EN, "a.morgan@harbourside.example", "Alex Morgan",
-                       organisation="Municipality of Harbourside", role="Alderman for Housing",
-                       language="en")
-        karin = _invite(db, event, TOKEN_COMPANION, "k.smit@zwaanshoek.example", "Karin Smit",
-                        organisation="Gemeente Zwaanshoek", role="Beleidsadviseur")
+        lotte = _invite(
+            db,
+            event,
+            TOKEN_NL,
+            "l.elamrani@zwaanshoek.example",
+            "Lotte El Amrani",
+            organisation="Gemeente Zwaanshoek",
+            role="Wethouder Sociaal Domein",
+        )
+        alex = _invite(
+            db,
+            event,
+            TOKEN_EN,
+            "a.morgan@harbourside.example",
+            "Alex Morgan",
+            organisation="Municipality of Harbourside",
+            role="Alderman for Housing",
+            language="en",
+        )
+        karin = _invite(
+            db,
+            event,
+            TOKEN_COMPANION,
+            "k.smit@zwaanshoek.example",
+            "Karin Smit",
+            organisation="Gemeente Zwaanshoek",
+            role="Beleidsadviseur",
+        )
         odd = _invite(db, event, TOKEN_ODD, "odd@zwaanshoek.example", "Odd")
         db.commit()
         yield World(db=db, event=event, lotte=lotte, alex=alex, karin=karin, odd=odd)
@@ -173,57 +194,111 @@ def scenario(world: World, kind: MailKind, lang: str) -> EmailMessage:
     if kind == MailKind.COMPANION_CONFIRMED:
         head = p(reg, session="wonen")
         companion = _participant(world, world.karin, reg, session="wonen", companion_of=head)
-        return build(world, kind, world.karin, participant=companion,
-                     person=_in_language(world.karin.person, lang),
-                     extra={"inviter_name": inv.person.name})
+        return build(
+            world,
+            kind,
+            world.karin,
+            participant=companion,
+            person=_in_language(world.karin.person, lang),
+            extra={"inviter_name": inv.person.name},
+        )
     if kind == MailKind.SUBSTITUTE_CONFIRMED:
         substitute = _participant(world, world.karin, reg, session="werk")
-        return build(world, kind, world.karin, participant=substitute,
-                     person=_in_language(world.karin.person, lang),
-                     extra={"replaces_name": inv.person.name, "waitlisted": False})
+        return build(
+            world,
+            kind,
+            world.karin,
+            participant=substitute,
+            person=_in_language(world.karin.person, lang),
+            extra={"replaces_name": inv.person.name, "waitlisted": False},
+        )
     if kind == MailKind.WAITLISTED:
-        return build(world, kind, inv, participant=p(ParticipantStatus.WAITLISTED),
-                     extra={"position": 3, "late": False})
+        return build(
+            world,
+            kind,
+            inv,
+            participant=p(ParticipantStatus.WAITLISTED),
+            extra={"position": 3, "late": False},
+        )
     if kind == MailKind.SEAT_OFFERED:
         expires = datetime(2023, 1, 12, 9, 0, tzinfo=UTC)
-        return build(world, kind, inv,
-                     participant=p(ParticipantStatus.OFFERED, session="onderwijs",
-                                   offer_expires_at=expires),
-                     extra={"party_size": 2, "expires_at": expires})
+        return build(
+            world,
+            kind,
+            inv,
+            participant=p(ParticipantStatus.OFFERED, session="onderwijs", offer_expires_at=expires),
+            extra={"party_size": 2, "expires_at": expires},
+        )
     if kind == MailKind.OFFER_EXPIRED:
-        return build(world, kind, inv, participant=p(ParticipantStatus.EXPIRED),
-                     extra={"party_size": 1})
+        return build(
+            world, kind, inv, participant=p(ParticipantStatus.EXPIRED), extra={"party_size": 1}
+        )
     if kind == MailKind.DECLINED_ACK:
-        return build(world, kind, inv, participant=p(ParticipantStatus.DECLINED),
-                     extra={"substitute_name": ""})
+        return build(
+            world,
+            kind,
+            inv,
+            participant=p(ParticipantStatus.DECLINED),
+            extra={"substitute_name": ""},
+        )
     if kind == MailKind.CANCELLATION_CONFIRMED:
-        return build(world, kind, inv, participant=p(ParticipantStatus.CANCELLED),
-                     extra={"party_size": 2, "inviter_name": ""})
-    if kind in (MailKind.TENTATIVE_ACK, MailKind.NUDGE_UNANSWERED, MailKind.REGISTRATION_CLOSED,
-                MailKind.QUESTION_ACK, MailKind.UNSUBSCRIBE_ACK):
+        return build(
+            world,
+            kind,
+            inv,
+            participant=p(ParticipantStatus.CANCELLED),
+            extra={"party_size": 2, "inviter_name": ""},
+        )
+    if kind in (
+        MailKind.TENTATIVE_ACK,
+        MailKind.NUDGE_UNANSWERED,
+        MailKind.REGISTRATION_CLOSED,
+        MailKind.QUESTION_ACK,
+        MailKind.UNSUBSCRIBE_ACK,
+    ):
         return build(world, kind, inv, participant=p(ParticipantStatus.INVITED))
     if kind == MailKind.CHOOSE_SESSION:
         return build(world, kind, inv, participant=p(reg))
     if kind == MailKind.REMINDER:
-        return build(world, kind, inv, participant=p(reg, session="veiligheid"),
-                     extra={"days_before": 1})
+        return build(
+            world, kind, inv, participant=p(reg, session="veiligheid"), extra={"days_before": 1}
+        )
     if kind == MailKind.FOLLOWUP_ATTENDED:
         return build(world, kind, inv, participant=p(ParticipantStatus.ATTENDED, session="wonen"))
     if kind == MailKind.FOLLOWUP_ABSENT:
         return build(world, kind, inv, participant=p(ParticipantStatus.NO_SHOW))
     if kind == MailKind.QUESTION_FORWARDED:
-        return build(world, kind, inv, person=None, recipient=world.event.contact_email,
-                     event=_event_in_language(world, lang),
-                     participant=p(reg, session="wonen"),
-                     extra={"question_text": "Is er parkeergelegenheid?\nEn kan ik later komen?",
-                            "from_name": inv.person.name, "from_email": inv.person.email},
-                     attachments=(("original.eml", "message/rfc822", ORIGINAL),))
+        return build(
+            world,
+            kind,
+            inv,
+            person=None,
+            recipient=world.event.contact_email,
+            event=_event_in_language(world, lang),
+            participant=p(reg, session="wonen"),
+            extra={
+                "question_text": "Is er parkeergelegenheid?\nEn kan ik later komen?",
+                "from_name": inv.person.name,
+                "from_email": inv.person.email,
+            },
+            attachments=(("original.eml", "message/rfc822", ORIGINAL),),
+        )
     if kind == MailKind.ORGANISER_NOTICE:
-        return build(world, kind, None, person=None, recipient=world.event.contact_email,
-                     event=_event_in_language(world, lang),
-                     extra={"subject": "Plaats vrijgekomen na de deadline",
-                            "lines": ["Lotte El Amrani heeft afgezegd.",
-                                      "Er staat niemand meer op de wachtlijst."]})
+        return build(
+            world,
+            kind,
+            None,
+            person=None,
+            recipient=world.event.contact_email,
+            event=_event_in_language(world, lang),
+            extra={
+                "subject": "Plaats vrijgekomen na de deadline",
+                "lines": [
+                    "Lotte El Amrani heeft afgezegd.",
+                    "Er staat niemand meer op de wachtlijst.",
+                ],
+            },
+        )
     raise AssertionError(f"no scenario for {kind}")
 
 
@@ -239,8 +314,13 @@ ORIGINAL = (
 
 def _in_language(person: Person, lang: str) -> Person:
     """A detached copy of `person` reading `lang` (the stored rows stay as they are)."""
-    return Person(email=person.email, name=person.name, organisation=person.organisation,
-                  role=person.role, language=lang)
+    return Person(
+        email=person.email,
+        name=person.name,
+        organisation=person.organisation,
+        role=person.role,
+        language=lang,
+    )
 
 
 def _event_in_language(world: World, lang: str) -> Event:
@@ -339,18 +419,28 @@ def test_answer_threads_and_says_auto_replied(world: World) -> None:
     assert "In-Reply-To" not in fresh and "References" not in fresh
 
     # queue_mail passes the parent first, then the parent's own References (oldest first).
-    answer = build(world, MailKind.DECLINED_ACK, world.lotte,
-                   in_reply_to=("<reply@x.example>", "<root@y.example>", "<mid@y.example>"))
+    answer = build(
+        world,
+        MailKind.DECLINED_ACK,
+        world.lotte,
+        in_reply_to=("<reply@x.example>", "<root@y.example>", "<mid@y.example>"),
+    )
     assert answer["Auto-Submitted"] == "auto-replied"
     assert answer["In-Reply-To"] == "<reply@x.example>"
     assert answer["References"].split() == [
-        "<root@y.example>", "<mid@y.example>", "<reply@x.example>"
+        "<root@y.example>",
+        "<mid@y.example>",
+        "<reply@x.example>",
     ]
 
 
 def test_garbage_message_ids_are_not_copied_into_headers(world: World) -> None:
-    answer = build(world, MailKind.DECLINED_ACK, world.lotte,
-                   in_reply_to=("<ok@x.example>", "not an id\r\nBcc: evil@x.example"))
+    answer = build(
+        world,
+        MailKind.DECLINED_ACK,
+        world.lotte,
+        in_reply_to=("<ok@x.example>", "not an id\r\nBcc: evil@x.example"),
+    )
     assert answer["References"] == "<ok@x.example>"
     assert b"evil" not in answer.as_bytes()
 
@@ -362,10 +452,10 @@ def test_list_unsubscribe_mailto_and_one_click(world: World) -> None:
     )
     assert "List-Unsubscribe-Post" not in msg  # no https URL configured
 
-    other = make_event(world.db, slug="met-afmeldlink",
-                       unsubscribe_url="https://wijkwijzer.example/afmelden")
-    one_click = build(world, MailKind.REMINDER, world.lotte, event=other,
-                      extra={"days_before": 7})
+    other = make_event(
+        world.db, slug="met-afmeldlink", unsubscribe_url="https://wijkwijzer.example/afmelden"
+    )
+    one_click = build(world, MailKind.REMINDER, world.lotte, event=other, extra={"days_before": 7})
     assert one_click["List-Unsubscribe"].startswith(
         f"<https://wijkwijzer.example/afmelden?token={TOKEN_NL}>, <mailto:"
     )
@@ -395,8 +485,9 @@ def test_header_injection_in_a_name_stays_in_the_display_name(world: World) -> N
     person = Person(
         email="jan@zwaanshoek.example", name="Jan\r\nBcc: evil@x.example", language="nl"
     )
-    msg = build(world, MailKind.QUESTION_ACK, world.lotte, person=person,
-                recipient="jan@zwaanshoek.example")
+    msg = build(
+        world, MailKind.QUESTION_ACK, world.lotte, person=person, recipient="jan@zwaanshoek.example"
+    )
     raw = msg.as_bytes()
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Bcc"] is None
@@ -409,8 +500,13 @@ def test_header_injection_in_a_name_stays_in_the_display_name(world: World) -> N
 
 def test_non_ascii_name_round_trips(world: World) -> None:
     person = Person(email="u.celik@zwaanshoek.example", name="Ümit Çelik", language="nl")
-    raw = build(world, MailKind.QUESTION_ACK, world.lotte, person=person,
-                recipient="u.celik@zwaanshoek.example").as_bytes()
+    raw = build(
+        world,
+        MailKind.QUESTION_ACK,
+        world.lotte,
+        person=person,
+        recipient="u.celik@zwaanshoek.example",
+    ).as_bytes()
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert head.isascii()  # encoded words, not raw UTF-8 in headers
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -425,8 +521,9 @@ def test_bad_recipient_address_is_a_clear_error(world: World) -> None:
 
 def test_html_escapes_names_and_text_keeps_them(world: World) -> None:
     person = Person(email="x@zwaanshoek.example", name="<script>alert(1)</script>", language="nl")
-    msg = build(world, MailKind.QUESTION_ACK, world.lotte, person=person,
-                recipient="x@zwaanshoek.example")
+    msg = build(
+        world, MailKind.QUESTION_ACK, world.lotte, person=person, recipient="x@zwaanshoek.example"
+    )
     html = _part(msg, "text/html").get_content()
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -466,9 +563,12 @@ def test_invitation_calendar_asks_for_an_answer_to_the_token_address(world: Worl
 
 def test_confirmation_updates_the_same_calendar_item(world: World) -> None:
     invitation = _calendar(build(world, MailKind.INVITATION, world.lotte)).walk("VEVENT")[0]
-    confirmed_msg = build(world, MailKind.REGISTRATION_CONFIRMED, world.lotte,
-                          participant=_participant(world, world.lotte,
-                                                   ParticipantStatus.REGISTERED, session="wonen"))
+    confirmed_msg = build(
+        world,
+        MailKind.REGISTRATION_CONFIRMED,
+        world.lotte,
+        participant=_participant(world, world.lotte, ParticipantStatus.REGISTERED, session="wonen"),
+    )
     confirmed = _calendar(confirmed_msg).walk("VEVENT")[0]
     assert str(confirmed["UID"]) == str(invitation["UID"])
     assert int(confirmed["SEQUENCE"]) > int(invitation["SEQUENCE"])
@@ -479,9 +579,12 @@ def test_confirmation_updates_the_same_calendar_item(world: World) -> None:
 def test_calendar_only_where_it_belongs(world: World) -> None:
     assert _has_part(scenario(world, MailKind.COMPANION_CONFIRMED, "nl"), "text/calendar")
     assert not _has_part(scenario(world, MailKind.WAITLISTED, "nl"), "text/calendar")
-    waiting_substitute = build(world, MailKind.SUBSTITUTE_CONFIRMED, world.karin,
-                               extra={"replaces_name": "Lotte El Amrani", "waitlisted": True,
-                                      "position": 2})
+    waiting_substitute = build(
+        world,
+        MailKind.SUBSTITUTE_CONFIRMED,
+        world.karin,
+        extra={"replaces_name": "Lotte El Amrani", "waitlisted": True, "position": 2},
+    )
     assert not _has_part(waiting_substitute, "text/calendar")
     assert "op de wachtlijst" in _part(waiting_substitute, "text/plain").get_content()
 
@@ -541,9 +644,7 @@ def test_undefined_is_an_error_in_tests_and_empty_in_production(
         render_mail("question_ack", "nl", context, tmp_path)
     previous = set_strict(False)
     try:
-        assert render_mail("question_ack", "nl", context, tmp_path).subject == (
-            "Vraag ontvangen"
-        )
+        assert render_mail("question_ack", "nl", context, tmp_path).subject == ("Vraag ontvangen")
     finally:
         set_strict(previous)
 
@@ -552,8 +653,14 @@ def test_missing_extras_fall_back_to_defaults(world: World) -> None:
     # The rules may leave an extra out; the mail is still complete and sensible.
     waitlisted = build(world, MailKind.WAITLISTED, world.lotte)
     assert "u staat op plaats" not in _part(waitlisted, "text/plain").get_content()
-    notice = build(world, MailKind.ORGANISER_NOTICE, None, person=None,
-                   recipient=world.event.contact_email, extra={"lines": "één regel"})
+    notice = build(
+        world,
+        MailKind.ORGANISER_NOTICE,
+        None,
+        person=None,
+        recipient=world.event.contact_email,
+        extra={"lines": "één regel"},
+    )
     assert notice["Subject"].startswith("Melding – ")
     assert "- één regel" in _part(notice, "text/plain").get_content()
 
@@ -582,8 +689,15 @@ def test_queue_mail_stores_the_rendered_message(db: Session) -> None:
     event = make_event(db)
     person = make_person(db, "l.elamrani@zwaanshoek.example", "Lotte El Amrani")
     invitation, participant = add_invitation(db, event, person, batch="t", reason="test")
-    row = queue_mail(db, key="test:invitation", kind=MailKind.INVITATION, event=event,
-                     person=person, participant=participant, invitation=invitation)
+    row = queue_mail(
+        db,
+        key="test:invitation",
+        kind=MailKind.INVITATION,
+        event=event,
+        person=person,
+        participant=participant,
+        invitation=invitation,
+    )
     db.commit()
     assert row is not None and row.raw is not None
     parsed = email.message_from_bytes(row.raw, policy=email.policy.default)
@@ -613,14 +727,16 @@ def test_preview_prints_a_sample_mail_and_writes_nothing(
     assert "[calendar part: method=REQUEST" in result.output
     assert "[attachment invite.ics: application/ics" in result.output
 
-    english = runner.invoke(app, ["--database-url", database_url, "preview", slug,
-                                  "waitlisted", "--lang", "en"])
+    english = runner.invoke(
+        app, ["--database-url", database_url, "preview", slug, "waitlisted", "--lang", "en"]
+    )
     assert english.exit_code == 0, english.output
     assert "you are number 3" in english.output
 
     out = tmp_path / "offer.eml"
-    written = runner.invoke(app, ["--database-url", database_url, "preview", slug,
-                                  "seat_offered", "--out", str(out)])
+    written = runner.invoke(
+        app, ["--database-url", database_url, "preview", slug, "seat_offered", "--out", str(out)]
+    )
     assert written.exit_code == 0, written.output
     parsed = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
     assert parsed["Subject"].startswith("Er is een plaats vrijgekomen")
@@ -636,8 +752,18 @@ def test_preview_for_a_real_invitee_and_clear_errors(database_url: str, db: Sess
     slug, token = event.slug, invitation.token
     db.commit()
     runner = CliRunner()
-    result = runner.invoke(app, ["--database-url", database_url, "preview", slug,
-                                 "registration_confirmed", "--to", "A.Morgan@harbourside.example"])
+    result = runner.invoke(
+        app,
+        [
+            "--database-url",
+            database_url,
+            "preview",
+            slug,
+            "registration_confirmed",
+            "--to",
+            "A.Morgan@harbourside.example",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Dear Alex Morgan," in result.output
     assert f"[rsvp:{token}]" in result.output
@@ -645,8 +771,18 @@ def test_preview_for_a_real_invitee_and_clear_errors(database_url: str, db: Sess
     unknown_kind = runner.invoke(app, ["--database-url", database_url, "preview", slug, "bogus"])
     assert unknown_kind.exit_code == 2
     assert "unknown mail kind 'bogus'" in unknown_kind.output
-    stranger = runner.invoke(app, ["--database-url", database_url, "preview", slug,
-                                   "invitation", "--to", "nobody@example.org"])
+    stranger = runner.invoke(
+        app,
+        [
+            "--database-url",
+            database_url,
+            "preview",
+            slug,
+            "invitation",
+            "--to",
+            "nobody@example.org",
+        ],
+    )
     assert stranger.exit_code == 2
     assert "nobody with that e-mail address" in stranger.output
 

@@ -31,6 +31,7 @@ def piped_output(monkeypatch: pytest.MonkeyPatch) -> None:
     would make the commands wrap their tables like on a narrow terminal."""
     monkeypatch.delenv("COLUMNS", raising=False)
 
+
 PS = ParticipantStatus
 AFTER_EVENT = datetime(2023, 2, 2, 9, 0, tzinfo=UTC)
 runner = CliRunner()
@@ -129,9 +130,20 @@ def test_review_resolve_applies_the_rules(cli: Run, db: Session, scenario: Scena
     secretary, unmatched = scenario.review_ids
     nina = scenario.by_email["n.vos@bergveld.example"]
     result = cli(
-        "review", "resolve", str(secretary), "--as", "accept", "--session", "onderwijs",
-        "--no-companions", "--participant", "n.vos@bergveld.example", "--by", "marieke",
-        "--note", "secretaris bevestigd per telefoon",
+        "review",
+        "resolve",
+        str(secretary),
+        "--as",
+        "accept",
+        "--session",
+        "onderwijs",
+        "--no-companions",
+        "--participant",
+        "n.vos@bergveld.example",
+        "--by",
+        "marieke",
+        "--note",
+        "secretaris bevestigd per telefoon",
     )
     assert result.exit_code == 0, result.output
     assert f"message #{secretary} resolved as accept by organiser:marieke" in result.stdout
@@ -147,7 +159,8 @@ def test_review_resolve_applies_the_rules(cli: Run, db: Session, scenario: Scena
     assert "secretaris bevestigd per telefoon" in (message.resolution or "")
     audited = db.scalars(
         select(AuditEntry).where(
-            AuditEntry.machine == "participant", AuditEntry.entity_id == nina.id,
+            AuditEntry.machine == "participant",
+            AuditEntry.entity_id == nina.id,
             AuditEntry.new_status == "waitlisted",
         )
     ).one()
@@ -180,9 +193,7 @@ def test_people_filtered_by_status_and_session(cli: Run, scenario: Scenario) -> 
     assert "no session 'koken'" in message
 
 
-def test_export_csv_round_trips(
-    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
-) -> None:
+def test_export_csv_round_trips(cli: Run, db: Session, scenario: Scenario, tmp_path: Path) -> None:
     target = tmp_path / "badges.csv"
     result = cli("export", scenario.event.slug, "--format", "csv", "--output", str(target))
     assert result.exit_code == 0, result.output
@@ -212,16 +223,12 @@ def test_export_default_file_name_and_statuses(
     assert "wrote 5 people" in result.stdout
 
 
-def test_export_xlsx_round_trips(
-    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
-) -> None:
+def test_export_xlsx_round_trips(cli: Run, db: Session, scenario: Scenario, tmp_path: Path) -> None:
     target = tmp_path / "badges.xlsx"
     result = cli("export", scenario.event.slug, "--format", "xlsx", "-o", str(target))
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(target).active
-    values = [
-        ["" if c is None else c for c in row] for row in sheet.iter_rows(values_only=True)
-    ]
+    values = [["" if c is None else c for c in row] for row in sheet.iter_rows(values_only=True)]
     records = export_records(people(db, scenario.event, statuses=[PS.REGISTERED]))
     assert values == [list(EXPORT_HEADERS["nl"]), *records]
     assert all(cell.font.bold for cell in sheet[1])
@@ -275,10 +282,14 @@ def test_attendance_problems_are_one_line_and_change_nothing(
     before = status_report(db, scenario.event).counts
     message = one_line_error(
         cli(
-            "attendance", scenario.event.slug,
-            "--present-email", "l.elamrani@zwaanshoek.example",
-            "--present-email", "onbekend@elders.example",
-            "--present-email", "s.jansen@havenstad.example",
+            "attendance",
+            scenario.event.slug,
+            "--present-email",
+            "l.elamrani@zwaanshoek.example",
+            "--present-email",
+            "onbekend@elders.example",
+            "--present-email",
+            "s.jansen@havenstad.example",
         )
     )
     assert "rejected, nothing marked (2 problems)" in message
@@ -299,4 +310,3 @@ def test_audit_of_one_person(cli: Run, scenario: Scenario) -> None:
     assert "4 entries" in out
     everything = cli("audit", scenario.event.slug, "--limit", "5")
     assert "5 entries" in everything.stdout
-

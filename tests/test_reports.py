@@ -161,21 +161,29 @@ def build_scenario(db: Session, traveller: time_machine.Traveller) -> Scenario:
         return participant
 
     # Registered: Lotte (wonen, vegetarian) brings Karin; Femke (werk); Jan has not chosen yet.
-    lotte = person("l.elamrani@zwaanshoek.example", "Lotte El Amrani", "Gemeente Zwaanshoek",
-                   session_id=wonen.id, dietary="vegetarisch")
-    karin = person("k.smit@zwaanshoek.example", "Karin Smit", "Gemeente Zwaanshoek",
-                   session_id=wonen.id)
+    lotte = person(
+        "l.elamrani@zwaanshoek.example",
+        "Lotte El Amrani",
+        "Gemeente Zwaanshoek",
+        session_id=wonen.id,
+        dietary="vegetarisch",
+    )
+    karin = person(
+        "k.smit@zwaanshoek.example", "Karin Smit", "Gemeente Zwaanshoek", session_id=wonen.id
+    )
     karin.companion_of_id = lotte.id
-    femke = person("f.visser@oosterdijk.example", "Femke Visser", "Gemeente Oosterdijk",
-                   session_id=werk.id)
+    femke = person(
+        "f.visser@oosterdijk.example", "Femke Visser", "Gemeente Oosterdijk", session_id=werk.id
+    )
     jan = person("j.meijer@bergveld.example", "Jan Meijer", "Gemeente Bergveld")
     for p in (lotte, karin, femke, jan):
         _move(db, p, PS.REGISTERED)
     # After the event some were marked (kept in the seat count so numbers do not jump).
     anna = person("a.bakker@dijkstad.example", "Anna Bakker", "Gemeente Dijkstad")
     _move(db, anna, PS.REGISTERED, PS.ATTENDED)
-    piet = person("p.devries@veenoord.example", "Piet de Vries", "Gemeente Veenoord",
-                  session_id=wonen.id)
+    piet = person(
+        "p.devries@veenoord.example", "Piet de Vries", "Gemeente Veenoord", session_id=wonen.id
+    )
     _move(db, piet, PS.REGISTERED, PS.NO_SHOW)
 
     # Waitlist, arrival order deliberately unlike creation order.
@@ -187,8 +195,9 @@ def build_scenario(db: Session, traveller: time_machine.Traveller) -> Scenario:
     _move(db, ruud, PS.WAITLISTED, seq=6)
     s.waitlisted_at["s.jansen@havenstad.example"] = now()
     traveller.shift(timedelta(hours=1))
-    mo = person("m.vanderlinden@leidenvaart.example", "Mohamed van der Linden",
-                "Gemeente Leidenvaart")
+    mo = person(
+        "m.vanderlinden@leidenvaart.example", "Mohamed van der Linden", "Gemeente Leidenvaart"
+    )
     _move(db, mo, PS.WAITLISTED, seq=2)
     s.waitlisted_at["m.vanderlinden@leidenvaart.example"] = now()
     traveller.shift(timedelta(hours=1))
@@ -218,28 +227,34 @@ def build_scenario(db: Session, traveller: time_machine.Traveller) -> Scenario:
     event.waitlist_counter = 9  # the numbers handed out above, as the rules would have
 
     # Declined, cancelled, still invited (one of whom said "misschien").
-    _move(db, person("h.dekker@veenoord.example", "Henk Dekker", "Gemeente Veenoord"),
-          PS.DECLINED)
-    _move(db, person("i.bos@dijkstad.example", "Ingrid Bos", "Gemeente Dijkstad"),
-          PS.REGISTERED, PS.CANCELLED)
+    _move(db, person("h.dekker@veenoord.example", "Henk Dekker", "Gemeente Veenoord"), PS.DECLINED)
+    _move(
+        db,
+        person("i.bos@dijkstad.example", "Ingrid Bos", "Gemeente Dijkstad"),
+        PS.REGISTERED,
+        PS.CANCELLED,
+    )
     person("w.kok@bergveld.example", "Wim Kok", "Gemeente Bergveld", tentative_at=now())
     person("n.vos@bergveld.example", "Nina Vos", "Gemeente Bergveld")
 
     # A permanent bounce on an invitation.
-    bounced_inv, bounced = invite(db, event, "oud.adres@leidenvaart.example", "Oud Adres",
-                                  organisation="Gemeente Leidenvaart")
+    bounced_inv, bounced = invite(
+        db, event, "oud.adres@leidenvaart.example", "Oud Adres", organisation="Gemeente Leidenvaart"
+    )
     s.by_email["oud.adres@leidenvaart.example"] = bounced
     for status in (InvitationStatus.QUEUED, InvitationStatus.UNDELIVERABLE):
         transition(db, bounced_inv, status, reason=f"test: {status}")
     bounced_inv.bounce_reason = "550 5.1.1 user unknown"
 
     # Outbox: one failed for good, one pending, one being sent, one sent.
-    _outbound(db, event, 1, "oud.adres@leidenvaart.example", OutboundStatus.SENDING,
-              OutboundStatus.FAILED)
+    _outbound(
+        db, event, 1, "oud.adres@leidenvaart.example", OutboundStatus.SENDING, OutboundStatus.FAILED
+    )
     _outbound(db, event, 2, "f.visser@oosterdijk.example")
     _outbound(db, event, 3, "j.meijer@bergveld.example", OutboundStatus.SENDING)
-    _outbound(db, event, 4, "l.elamrani@zwaanshoek.example", OutboundStatus.SENDING,
-              OutboundStatus.SENT)
+    _outbound(
+        db, event, 4, "l.elamrani@zwaanshoek.example", OutboundStatus.SENDING, OutboundStatus.SENT
+    )
     _outbound(db, other, 5, "x@elders.example", OutboundStatus.SENDING, OutboundStatus.FAILED)
 
     # Review: a secretary answering for Nina, an unmatched reply, and one of another event.

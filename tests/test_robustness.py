@@ -542,7 +542,6 @@ def hypothesis_db(
     engine.dispose()
 
 
-
 @pytest.mark.slow
 def test_hypothesis_malformed_messages(
     hypothesis_db: tuple[sessionmaker[Session], list[str]],
@@ -688,4 +687,3 @@ def test_a_hostile_subset_through_a_real_mailbox(
         if row.status is InboundStatus.QUARANTINED:
             assert row.error
     assert report.oversized == sum(len(raw) > imap.max_message_bytes for raw in raws)
-

@@ -320,9 +320,7 @@ def test_no_reminder_once_the_event_has_started(db: Session, clock: Clock) -> No
     assert outbox(db, "reminder:") == []
 
 
-def test_moving_the_event_moves_the_schedule_and_does_not_resend(
-    db: Session, clock: Clock
-) -> None:
+def test_moving_the_event_moves_the_schedule_and_does_not_resend(db: Session, clock: Clock) -> None:
     event = make_event(db)
     clock.set("2023-01-10 12:00")
     ann = registered(db, event, "ann@gemeente.example")
@@ -361,9 +359,7 @@ def test_companions_with_their_own_address_are_reminded(db: Session, clock: Cloc
     assert recipients(db, "reminder:") == ["ann@gemeente.example", "karin.smit@gemeente.example"]
 
 
-def test_unsubscribed_people_get_no_reminder_nudge_or_followup(
-    db: Session, clock: Clock
-) -> None:
+def test_unsubscribed_people_get_no_reminder_nudge_or_followup(db: Session, clock: Clock) -> None:
     event = make_event(db)
     clock.set("2023-01-10 12:00")
     coming = registered(db, event, "coming@gemeente.example")

@@ -397,11 +397,14 @@ def test_a_secretary_at_an_allowed_domain_acts_and_the_audit_names_them(
     assert w.status(p) is P.REGISTERED
     [move] = [a for a in participant_audits(db, p) if a.inbound_message_id == inbound.id]
     assert move.actor == f"secretariaat@zwaanshoek.example for {p.person.email}"
-    assert "secretariaat@zwaanshoek.example" in db.scalars(
-        select(AuditEntry.reason).where(
-            AuditEntry.machine == "inbound", AuditEntry.entity_id == inbound.id
-        )
-    ).all()[-1]
+    assert (
+        "secretariaat@zwaanshoek.example"
+        in db.scalars(
+            select(AuditEntry.reason).where(
+                AuditEntry.machine == "inbound", AuditEntry.entity_id == inbound.id
+            )
+        ).all()[-1]
+    )
 
 
 def test_a_colleague_at_a_domain_not_allowed_goes_to_review(
@@ -712,4 +715,3 @@ def new_event(db: Session, slug: str, *, organiser: str) -> Event:
     event, _ = apply_event_config(db, cfg)
     db.flush()
     return event
-
