@@ -17,7 +17,8 @@ def _c(*parts: str) -> re.Pattern[str]:
 
 # Phrases that look like signals but are not; blanked out before signals are matched.
 NEUTRAL = _c(
-    r"\bniet\s+alleen\b", r"\bnot\s+only\b", r"\bnot\s+alone\b",
+    # Not in "ik wil niet alleen komen": that is a condition (TENTATIVE below).
+    r"(?<!wil\s)\bniet\s+alleen\b", r"\bnot\s+only\b", r"\bnot\s+alone\b",
     r"\bgeen\s+(?:probleem|punt|bezwaar|dieet\w*|allergie\w*|bijzonderheden|voorkeur)\b",
     r"\bno\s+(?:problem|worries|preference|dietary\s+\w+|allergies)\b",
     r"\bkan\s+(?:bijna\s+)?niet\s+wachten\b", r"\bcan(?:'t|not|\s+not)\s+wait\b",
@@ -33,6 +34,9 @@ NEUTRAL = _c(
     r"(?:ik|het|we|wij)\s+(?:\w+\s+){0,4}?(?:kan|kom|lukt|komen|kunnen)\b",
     r"\b(?:check|see)\s+(?:\w+\s+){0,2}?(?:if|whether)\s+i\s+(?:\w+\s+){0,3}?(?:can|could)\b",
     r"\bniet\s+(?:vergeten|te\s+laat)\b",
+    # "Ik kom zeker, alleen weet ik nog niet welke sessie": unsure of the session, not of coming.
+    r"\b(?:ik\s+)?weet\s+(?:ik\s+)?(?:het\s+)?(?:nu\s+)?nog\s+niet\s+(?:welke|voor\s+welke|naar\s+welke)\b",
+    r"\b(?:i\s+)?(?:don'?t|do\s+not)\s+know\s+(?:yet\s+)?which\b",
 )  # fmt: skip
 
 # "Ik had graag willen komen": sounds positive, means no.
@@ -63,12 +67,33 @@ TENTATIVE = _c(
     r"\bhope\s+to\s+(?:attend|come|make\s+it|be\s+there|join)\b",
     r"\bif\s+(?:my\s+)?(?:schedule|agenda|diary|calendar)\s+(?:allows|permits)\b",
     r"\bdepending\s+on\b", r"\bpencil\s+me\s+in\b", r"\bprovisional(?:ly)?\b",
+    # Conditions: "Ja, mits de raad niet uitloopt", "ik kom alleen als mijn collega mee mag".
+    r"\bmits\b", r"\bop\s+voorwaarde\b", r"\balleen\s+(?:als|indien|wanneer)\b",
+    r"\bprovided\s+(?:that\b)?", r"\bon\s+condition\b", r"\bonly\s+if\b",
+    r"\bwil\s+(?:er\s+)?niet\s+alleen\s+(?:komen|heen|naartoe)\b",
+    # "Ik heb een andere afspraak, maar die probeer ik te verzetten": not yet a no.
+    r"\bprobe(?:er|ren)\s+(?:ik\s+|we\s+)?(?:\w+\s+){0,3}?te\s+(?:verzetten|verschuiven|verplaatsen|"
+    r"annuleren|ruilen)\b",
+    r"\btry(?:ing)?\s+to\s+(?:move|reschedule|rearrange|shift)\b",
+    # "Ik ben er niet zeker van of ik kan komen" ("niet zeker of" is above).
+    r"\bniet\s+zeker\s+van\s+of\b", r"\bben\s+er\s+niet\s+zeker\s+van\b",
 )  # fmt: skip
+
+# Hedges whose scope is open: they hedge the clause they stand in, which may be about a detail
+# ("Ik kom graag, waarschijnlijk met een collega", "Ik kom! … als het kan liever wonen");
+# text.py checks that clause.
+HEDGE_ADVERB = re.compile(
+    r"^(?:misschien|waarschijnlijk|wellicht|maybe|perhaps|possibly|probably|"
+    r"als\s+het\s+(?:kan|mogelijk\s+is)|indien\s+mogelijk|if\s+possible)$",
+    re.IGNORECASE,
+)
 
 # Cancelling an earlier registration (also a decline).
 CANCEL = _c(
     r"\b(?:moet|wil)\s+(?:mij|me|mijzelf)\s+(?:\w+\s+){0,2}?afmelden\b",
     r"\bmeld\s+(?:ik\s+)?(?:mij|me)\s+(?:\w+\s+){0,2}?af\b", r"\bafmelding\b", r"\bafmelden\b",
+    # "Hierbij meld ik af" (without "mij"), also for someone else ("meld ik haar af").
+    r"\bmeld\s+(?:ik\s+)?(?:hierbij\s+|bij\s+dezen?\s+|graag\s+)?(?:haar\s+|hem\s+|ons\s+)?af\b",
     r"\b(?:mijn\s+)?aanmelding\s+(?:\w+\s+){0,2}?(?:intrekken|annuleren|terugtrekken|terug\s+trekken|"
     r"vervalt|laten\s+vervallen)\b",
     r"\bkan\s+(?:er\s+)?(?:\w+\s+){0,2}?toch\s+niet\b",
@@ -88,7 +113,9 @@ _AFTER_NIET = (
     r"maar|want|omdat|vanwege|ivm|i\.v\.m\.|door|helaas|op|in|dus|en|gaan)\b))"
 )
 DECLINE = _c(
-    rf"\bik\s+(?:kan|kom|zal)\s+(?:er\s+|daar\s+|dan\s+|die\s+dag\s+)?(?:\w+\s+){{0,5}}?niet\b{_AFTER_NIET}",
+    # Not across a conjunction: "Ik kom graag maar mijn collega niet" says nothing of the writer.
+    rf"\bik\s+(?:kan|kom|zal)\s+(?:er\s+|daar\s+|dan\s+|die\s+dag\s+)?"
+    rf"(?:(?!(?:maar|en|want|omdat)\s)\w+\s+){{0,5}}?niet\b{_AFTER_NIET}",
     rf"\b(?:kan|kom|zal)\s+ik\s+(?:er\s+|daar\s+|dan\s+)?(?:\w+\s+){{0,3}}?niet\b{_AFTER_NIET}",
     r"\bik\s+ben\s+(?:er\s+|daar\s+|dan\s+|die\s+dag\s+)?(?:\w+\s+){0,4}?(?:niet\s+(?:bij|aanwezig|beschikbaar|in\s+de\s+gelegenheid)|verhinderd|afwezig)\b",
     r"\bben\s+ik\s+(?:er\s+|daar\s+|dan\s+)?(?:\w+\s+){0,2}?(?:niet\s+(?:bij|aanwezig|beschikbaar|in\s+de\s+gelegenheid)|verhinderd|afwezig)\b",
@@ -98,7 +125,10 @@ DECLINE = _c(
     r"\b(?:lukt|past)\s+(?:het\s+)?(?:mij\s+|me\s+)?(?:\w+\s+){0,2}?niet\b",
     r"\b(?:gaat|zal)\s+(?:mij\s+|me\s+|het\s+)?(?:\w+\s+){0,2}?niet\s+lukken\b",
     r"\bniet\s+(?:kunnen\s+)?(?:komen|deelnemen|aanwezig\s+zijn|aanwezig\s+kunnen\s+zijn)\b",
-    r"\bmoet\s+(?:u\s+|jullie\s+)?teleurstellen\b", r"\bsla\s+(?:deze|het|dit)\s+(?:\w+\s+)?over\b",
+    r"\bmoet\s+(?:ik\s+)?(?:u\s+|jullie\s+)?teleurstellen\b",
+    r"\bik\s+ben\s+(?:die\s+dag\s+|dan\s+|op\s+\d+\s+\w+\s+)?(?:helaas\s+)?(?:al\s+)?"
+    r"(?:bezet|volgeboekt)\b",
+    r"\bsla\s+(?:deze|het|dit)\s+(?:\w+\s+)?over\b",
     r"\b(?:ben|zit)\s+(?:dan|die\s+dag|op\s+\d+\s+\w+)?\s*(?:met|op)\s+vakantie\b",
     r"\bgeen\s+tijd\b", r"\bagenda\s+(?:zit\s+|is\s+)?(?:al\s+)?vol\b",
     r"\b(?:can't|cannot|can\s+not|won't|will\s+not|wouldn't|unable\s+to|not\s+able\s+to|"
@@ -123,7 +153,14 @@ ACCEPT = _c(
     r"aanwezig\s+zijn|deelnemen)\b",
     r"\b(?:kom|ben|zal|neem|doe|wil|kan)\s+ik\s+(?:er\s+)?(?:graag|zeker|natuurlijk|uiteraard|gewoon|"
     r"dan|ook|wel)?\s*(?:\w+\s+)?(?:komen|bij|aanwezig|deel|mee|erbij|$|[,.!])",
-    r"\b(?:graag|hierbij|bij\s+deze)\s+(?:\w+\s+)?(?:meld|aanmelden|aangemeld)\b",
+    r"\b(?:graag|hierbij|bij\s+dezen?)\s+(?:\w+\s+)?(?:meld(?!\s+(?:ik\s+)?(?:\w+\s+){0,2}?af\b)|"
+    r"aanmelden|aangemeld)\b",
+    # "Hierbij bevestig ik mijn aanwezigheid" (or a secretary: "de aanwezigheid van wethouder X").
+    r"\bbevestig\s+(?:ik\s+|wij\s+|we\s+)?(?:hierbij\s+|graag\s+|bij\s+dezen?\s+)?"
+    r"(?:mijn|onze|de|haar|zijn)\s+(?:aanwezigheid|deelname|komst)\b",
+    r"\b(?:i|we)\s+(?:hereby\s+)?confirm\s+(?:my|our)\s+(?:attendance|participation|presence)\b",
+    # "Ik kan wel, maar …": colloquial yes; only where nothing follows that could change it.
+    r"\bik\s+kan\s+(?:er\s+)?(?:gewoon\s+|gelukkig\s+)?wel\b(?=\s*(?:$|[,.!;]|\s(?:hoor|maar)\b))",
     r"\bmeld\s+(?:ik\s+)?(?:mij|me|ons)\s+(?:\w+\s+){0,2}?aan\b",
     r"\b(?:wij|we)\s+(?:komen|zijn\s+er|zijn\s+(?:\w+\s+)?(?:aanwezig|erbij|bij))\b",
     r"\bik\s+ben\s+van\s+de\s+partij\b", r"\bcount\s+me\s+in\b",
@@ -162,7 +199,9 @@ ACCEPT_IMPLIED = _c(
 YES = re.compile(
     r"^\s*(?:ja(?:zeker|wel)?|yes|yep|yeah|zeker|absoluut|graag|heel\s+graag|zeer\s+graag|"
     r"met\s+(?:veel\s+)?(?:plezier|genoegen)|certainly|definitely|gladly|with\s+pleasure|"
-    r"of\s+course|uiteraard|natuurlijk|sure)\b(?!\s+(?:niet|not)\b)",
+    r"of\s+course|uiteraard|natuurlijk|sure)\b(?!\s+(?:niet|not)\b)"
+    # "Graag afmelden", "graag uitschrijven": the "graag" asks for the cancellation.
+    r"(?!\s+(?:(?:mij|me)\s+)?(?:afmelden|uitschrijven|annuleren|af\b))",
     re.IGNORECASE,
 )
 NO = re.compile(
@@ -202,7 +241,8 @@ QUESTION_PHRASE = _c(
     r"\b(?:kunt|kun)\s+(?:u|je|jij|jullie)\s+(?:mij\s+|me\s+)?(?:laten\s+weten|vertellen|aangeven)\b",
     r"\bcould\s+you\s+(?:please\s+)?(?:let\s+me\s+know|tell\s+me|confirm)\b",
     r"\bweet\s+u\s+(?:of|wanneer|waar|hoe)\b", r"\bmijn\s+vraag\s+is\b",
-    r"\bik\s+heb\s+een\s+vraag\b",
+    r"\bik\s+heb\s+(?:nog\s+)?(?:een|één|twee|enkele|wat|een\s+paar)\s+(?:\w+\s+)?vra(?:ag|gen|agje)\b",
+    r"\bi\s+(?:also\s+|still\s+)?have\s+(?:a|one|two|some|a\s+few)\s+(?:\w+\s+)?questions?\b",
 )  # fmt: skip
 
 QUESTION_STARTERS = frozenset(

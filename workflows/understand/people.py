@@ -8,7 +8,8 @@ without a name gives a person with name "" (the rules then ask for the name).
 
 Surname particles stay part of the name ("Jan de Boer", "Sanne van 't Hof", "collega De
 Vries", "mevrouw van der Meer"); a list after the trigger ("mijn collega's Karin Smit en Jan
-de Boer") gives one person each. A negated "komt niet mee" names nobody.
+de Boer") gives one person each. A negated "komt niet mee" names nobody, nor does a negated
+trigger ("ik kom, maar niet met een collega", "without my colleague").
 """
 
 from __future__ import annotations
@@ -186,9 +187,16 @@ _SUBSTITUTE_BEFORE = re.compile(  # person comes after the phrase: "in mijn plaa
     # One more lowercase word ("komt mevrouw X", "komt graag X"), never the first name itself.
     r"(?:(?-i:[a-zà-ÿ][\w'’]*)\s+)?"
     r"|\b(?:laat|zal)\s+(?:ik\s+)?(?:mij|me)\s+(?:\w+\s+)?(?:laten\s+)?vervangen\s+door\s+"
+    # A secretary: "Zij laat zich vervangen door haar collega X", "hij wordt vervangen door X";
+    # also "laat zich/mij vertegenwoordigen door X".
+    r"|\b(?:laat|zal)\s+(?:zij\s+|hij\s+|ze\s+)?(?:zich|mij|me)\s+(?:\w+\s+)?(?:laten\s+)?"
+    r"(?:vervangen|vertegenwoordigen)\s+door\s+"
+    r"|\b(?:wordt|word)\s+(?:\w+\s+)?(?:vervangen|vertegenwoordigd)\s+door\s+"
     r"|\bmijn\s+(?:vervanger|vervangster|plaatsvervanger)\s+(?:is|wordt)\s+"
     r"|\b(?:in\s+my\s+place|on\s+my\s+behalf|instead\s+of\s+me)\s*,?\s+"
     r"|\b(?:i\s*(?:will|'ll)\s+send|ik\s+stuur|stuur\s+ik)\s+(?:in\s+plaats\s+daarvan\s+)?"
+    # "Ik ben verhinderd maar stuur graag iemand anders": the one sent is the substitute.
+    r"|\b(?:maar|dus|wel)\s+stuur\s+(?:ik\s+)?(?:graag\s+|wel\s+|dan\s+)*"
     r"|\b(?:i\s*(?:will|'ll|am)\s+be(?:ing)?\s+replaced\s+by|will\s+be\s+represented\s+by|"
     r"wordt\s+vertegenwoordigd\s+door|vertegenwoordigt\s+mij)\s+)",
     re.IGNORECASE,
@@ -271,6 +279,9 @@ def _person_before(text: str, pos: int) -> Person | None:
     """The first role/name in the clause that ends at `pos` ("collega Jansen komt …")."""
     ends = [m.end() for m in _CLAUSE_END_RE.finditer(text, 0, pos)]
     clause_start = ends[-1] if ends else 0
+    if not text[clause_start:pos].strip() and len(ends) >= 2 and text[ends[-1] - 1] == ",":
+        # An apposition ends at the verb: "My deputy, Mark Jansen, will attend in my place".
+        clause_start = ends[-2]
     clause = text[clause_start:pos]
     best: Person | None = None
     for m in re.finditer(rf"(?i:\b{_ROLE}\b)|{_NAME}|{_EMAIL_RE.pattern}", clause):
@@ -279,6 +290,21 @@ def _person_before(text: str, pos: int) -> Person | None:
             best = cand
             break  # the first person-like phrase in the clause is its subject
     return best
+
+
+def find_subject(text: str, start: int, end: int) -> Person | None:
+    """A role or name standing as the subject of text[start:end] ("mijn collega Jan Bos"), not
+    a pronoun ("ik", "hij"). Only that piece is read (a clause, not the whole reply)."""
+    piece = text[start:end]
+    person = _person_before(piece, len(piece))
+    if person is None:
+        return None
+    if not (person.name or person.email) and not re.search(
+        rf"(?i:\b{_ROLE}\b)", piece[person.start : person.end]
+    ):
+        return None
+    # "mijn collega gaat naar wonen": a role without a name is someone too.
+    return Person(person.name, person.email, start + person.start, start + person.end)
 
 
 def _email_near(text: str, pos: int) -> str | None:
@@ -303,9 +329,17 @@ def find_substitute(text: str) -> Person | None:
     return None
 
 
+# A negated trigger: "niet met een collega", "zonder", "not with".
+_NEGATED_TRIGGER = re.compile(
+    r"\b(?:niet|not|geen|zonder|without)\s+(?:(?!alleen|alone|only)[a-z]+\s+)?$", re.IGNORECASE
+)
+
+
 def find_companions(text: str, substitute: Person | None = None) -> list[Person]:
     found: list[Person] = []
     for m in _COMPANION_BEFORE.finditer(text):
+        if _NEGATED_TRIGGER.search(text, max(0, m.start() - 24), m.start()):
+            continue  # "ik kom, maar niet met een collega"
         person = _person_at(text, m.end(), 160)
         if person and _is_person(person, text):
             found.append(person)

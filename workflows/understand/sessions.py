@@ -5,6 +5,11 @@ when the sentence is about choosing (a cue such as "deelsessie", "graag", "voor"
 shortly before it) or the sentence is a bare choice ("Wonen."). Possessives and articles right
 before it ("mijn werk", "het werk") make it an ordinary noun. Misspellings are accepted only
 for longer words (edit distance 1 from five letters, 2 from eight) and only with a cue.
+
+No mention counts in a sentence that says the writer has not chosen yet ("ik twijfel tussen
+wonen en werk", "ik weet nog niet welke"), nor after a negation in its own clause ("maar niet
+naar de deelsessie veiligheid"): a wrong session is worse than none. (Indifference is not
+doubt: "werk of wonen, maakt me niet uit" takes the first, which the writer is content with.)
 """
 
 from __future__ import annotations
@@ -94,6 +99,19 @@ _AFTER_CUES = frozenset(
     ["of", "en", "or", "and", "graag", "please", "heeft", "has", "sessie", "deelsessie", "session"]
 )
 _NEGATORS = frozenset(["niet", "geen", "not", "no"])
+# A sentence saying the writer has not chosen yet: its session words are options, not a choice.
+_UNDECIDED = re.compile(
+    r"\btwijfel|\bweet\s+(?:ik\s+)?(?:\w+\s+){0,2}?niet\s+(?:welke|wat)\b"
+    r"|\bkan\s+(?:\w+\s+)?niet\s+kiezen\b|\bbeslis\s+ik\s+(?:nog|later)\b|\bkies\s+ik\s+later\b"
+    r"|\bundecided\b|\bnot\s+sure\s+which\b|\bcan'?t\s+decide\b|\bhaven'?t\s+decided\b",
+    re.IGNORECASE,
+)
+# Where a clause starts, for the negation check: "Niet wonen maar liever werk" negates wonen.
+_CLAUSE_START = re.compile(r"[,:]|\b(?:maar|but|wel|anders|dan|liever|rather)\b")
+# "Doe mij maar onderwijs", "doe maar werk": a choice in spoken Dutch.
+_DOE_MAAR = re.compile(r"\bdoe\s+(?:mij\s+|me\s+|ons\s+)?maar\s*$", re.IGNORECASE)
+# Common misspellings of the cue "deelsessie" ("deelsesie", "deelssessie").
+_CUE_TYPO = re.compile(r"^d[ea]{1,2}l+s+e+s+i+e*s?$")
 _WORD_RE = re.compile(r"[a-zà-ÿ0-9]+(?:-[a-zà-ÿ0-9]+)*")
 
 
@@ -246,6 +264,16 @@ def _counts(text: str, tokens: list[tuple[str, int, int]], i: int, j: int, exact
         return False
     if any(w in _NEGATORS for w in before[-2:]):
         return False
+    # "…, maar niet naar de deelsessie veiligheid": a negation earlier in the same clause.
+    # (windows of a few hundred characters: a sentence, and a hostile reply stays fast)
+    near = max(sent_start, start - 80)
+    clause_start = max([near, *(m.end() for m in _CLAUSE_START.finditer(text, near, start))])
+    if any(
+        w in _NEGATORS for w in (t[0] for t in tokens[max(0, i - 4) : i] if t[1] >= clause_start)
+    ):
+        return False
+    if _UNDECIDED.search(text, max(sent_start, start - 300), min(sent_end, start + 300)):
+        return False
     # A bare choice: "Wonen." / "Deelsessie: wonen" / a list item.
     if len(sentence_tokens) <= (j - i) + 2:
         return True
@@ -253,9 +281,9 @@ def _counts(text: str, tokens: list[tuple[str, int, int]], i: int, j: int, exact
     if after and after[0] in _AFTER_CUES:
         return True
     prefix = text[sent_start:start]
-    if re.search(r"[:\-–(]\s*$", prefix):
+    if re.search(r"[:\-–(]\s*$", prefix) or _DOE_MAAR.search(prefix):
         return True
-    return any(w in _CUES for w in before) and (exact or len(before) > 0)
+    return any(w in _CUES or _CUE_TYPO.match(w) for w in before) and (exact or len(before) > 0)
 
 
 def first_session(text: str, sessions: Sequence[SessionSpec]) -> str | None:

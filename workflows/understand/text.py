@@ -13,6 +13,13 @@ Intent rules, in order (see also the package docstring):
    ("waarschijnlijk niet" is for a human); tentative → tentative; "Nee, ik kom graag" (weak no +
    strong yes) → unclear; "Ja, helaas kan ik niet" (weak yes + softener + decline) → decline;
    bare "Ja"/"Nee" → accept/decline; only a question → question; nothing → unclear.
+5. Unclear, whatever else was read: a double negation ("ik kan niet niet komen"); an accept
+   whose "niet" is about a part or the manner ("ik kom niet met de auto maar met de trein",
+   "niet naar de borrel, wel …"); an accept followed by "maar helaas/but unfortunately"; an
+   accept beside a hedge adverb in another clause ("ik kom, maar misschien iets later": the
+   hedge may be about a detail; in the accept's own clause it is tentative); a colleague who
+   comes or chooses a session ("…, maar mijn collega Ans de Wit wil graag komen") without being
+   read as a companion or the substitute.
 """
 
 from __future__ import annotations
@@ -26,8 +33,52 @@ from workflows.understand import lexicon, people
 from workflows.understand.sessions import SessionMention, find_sessions
 from workflows.understanding import PersonMention, ReplyKind
 
-_NEGATION_AFTER = re.compile(r"^[^,.;:!?\n]{0,40}?\b(?:niet|geen|nooit|not|never)\b", re.IGNORECASE)
-_SUBORDINATE = re.compile(r"\b(?:of|als|indien|wanneer|zodra|if|whether|when)\s+$", re.IGNORECASE)
+# A negation shortly after an accept phrase negates it ("ik kom helaas niet"), but not across a
+# conjunction that starts another clause ("Ik kom graag maar mijn collega niet").
+_NEGATION_AFTER = re.compile(
+    r"^(?:(?!\b(?:maar|but|en|and|want|omdat|because|terwijl|while|behalve|except)\b)"
+    r"[^,.;:!?\n]){0,40}?\b(?:niet|geen|nooit|not|never)\b",
+    re.IGNORECASE,
+)
+# After "ik kom … niet": words saying the negation is about a part or the manner of coming,
+# not about coming ("ik kom niet met de auto maar met de trein", "ik kom niet naar de borrel,
+# wel naar het programma", "ik kan niet de hele middag"). Neither yes nor no: a human reads it.
+_PARTIAL_NEGATION = re.compile(
+    r"^\s+(?:met|per|zonder|with|by|the\s+whole|de\s+hele|het\s+hele|heel\s+lang|lang|op\s+tijd|"
+    r"tot\s+het\s+(?:einde|eind)|(?:naar|voor|bij|to|for)\s+(?:de\s+|het\s+|the\s+)?"
+    r"(?:borrel|lunch|inloop|opening|plenair\w*|netwerk\w*|diner|drinks?|reception|"
+    r"deelsessie\w*|sessie\w*|sessions?|workshop\w*|presentatie\w*|eerste|tweede|laatste|"
+    r"first|second|last|start|begin|afsluiting|terugkoppeling))\b"
+    # or a contrast: "niet <something>, maar/wel <something else>"
+    # (not when the words after "niet" complete the no: "ik ben er niet bij, maar …")
+    r"|^\s+(?!(?:want|omdat|vanwege|door|ivm|helaas|dus|en|maar|meer|but|because|since|as|any"
+    r"|anymore|bij|erbij|aanwezig|komen|zijn|deelnemen|aanschuiven|meedoen|gaan|kunnen|mee|in\s+de"
+    r"\s+gelegenheid|beschikbaar|attend|come|make|be|join)\b)\w[^.;!?\n]{0,40}?\b(?:maar|wel|but)\b",
+    re.IGNORECASE,
+)
+# "Ik kan niet niet komen", "ik zie geen reden om niet te komen": a double negation means yes to
+# a careful reader and no to a regex; a human reads it.
+_DOUBLE_NEGATION = re.compile(
+    r"\bniet\s+niet\b|\bnot\s+not\b|\bgeen\s+reden\s+om\s+niet\b|\bno\s+reason\s+not\s+to\b"
+    r"|\bniet\s+(?:onmogelijk|uitgesloten|ondenkbaar)\b|\bnot\s+(?:impossible|unlikely)\b",
+    re.IGNORECASE,
+)
+# Where a clause ends inside a part: commas, semicolons, colons, a spaced dash, "maar/but".
+_CLAUSE_SPLIT = re.compile(r"[,;:]|\s[-–—]\s|\b(?:maar|but)\b", re.IGNORECASE)
+_SUBORDINATE = re.compile(
+    r"\b(?:of|als|indien|wanneer|zodra|if|whether|when)\s+$"
+    # "Ik denk niet dat ik kan komen", "I don't think I can make it": a no, not a yes.
+    r"|\b(?:niet|not)\s+(?:dat|that)\s+$|\b(?:don'?t|do\s+not|doubt)\s+(?:think\s+)?(?:that\s+)?$",
+    re.IGNORECASE,
+)
+# "I'd love to come but unfortunately …": the regret after the "but" may be a no.
+_BUT_REGRET = re.compile(
+    r"^[^.;!?\n]*?\b(?:maar|but)\b[^.;!?\n]*?\b(?:helaas|jammer\s+genoeg|unfortunately|sadly|"
+    r"regrettably|i'?m\s+afraid)\b",
+    re.IGNORECASE,
+)
+# An English no followed by "with …": "I will not attend with a colleague, just me".
+_DECLINE_WITH = re.compile(r"\s+(?:with|together|alone|by\s+(?:car|train))\b", re.IGNORECASE)
 _BUT = re.compile(r"\b(?:maar|but|however|echter|alleen)\b", re.IGNORECASE)
 _THIRD_PERSON = re.compile(
     r"\b(?:hij|zij|ze|die|he|she|who|they)\b|\b(?:wil|gaat|kiest|komt|wants|will|would|goes)\b",
@@ -54,6 +105,11 @@ class Signals:
     yes: list[str] = field(default_factory=list)
     no: list[str] = field(default_factory=list)
     softened: bool = False
+    # Hedge adverbs standing in a clause with no accept phrase ("Ik kom graag, waarschijnlijk
+    # met een collega"): they may hedge a detail, not the coming.
+    stray_hedges: list[str] = field(default_factory=list)
+    # Readings that make any answer unsure (double or partial negation): always unclear.
+    unsure: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -159,16 +215,35 @@ def _part_signals(part: str, sig: Signals) -> None:
     low = _blank(low, lexicon.UNSUBSCRIBE)
     low = _take(low, lexicon.REGRET, sig.regret)
     low = _take(low, lexicon.CANCEL, sig.cancel)
+    double = _DOUBLE_NEGATION.search(low)
+    if double:
+        sig.unsure.append(f"double negation: {double.group(0)!r}")
+        low = _blank(low, _DOUBLE_NEGATION)
+    hedges = [
+        (m.start(), m.group(0))
+        for m in lexicon.TENTATIVE.finditer(low)
+        if lexicon.HEDGE_ADVERB.match(m.group(0))
+    ]
     low = _take(low, lexicon.TENTATIVE, sig.tentative)
+    accept_at: list[int] = []
     declines = [(m.start(), m.group(0)) for m in lexicon.DECLINE.finditer(low)]
+    for m in lexicon.DECLINE.finditer(low):
+        if _DECLINE_WITH.match(low, m.end()):
+            sig.unsure.append(f"{m.group(0)} … (a part negated)")
     sig.decline.extend(d for _, d in declines)
     for m in lexicon.ACCEPT.finditer(low):
         phrase = m.group(0)
-        if _SUBORDINATE.search(low[: m.start()]):
+        if _SUBORDINATE.search(low[max(0, m.start() - 60) : m.start()]):
             # "ik weet niet of ik kan komen", "if I can come": not a statement of coming.
             continue
         after = low[m.end() :]
-        if _NEGATION_AFTER.match(after) or re.search(r"\b(?:niet|not|geen)\b", phrase):
+        negation = _NEGATION_AFTER.match(after)
+        if negation and _PARTIAL_NEGATION.match(after[negation.end() :]):
+            sig.unsure.append(
+                f"{phrase}{after[: negation.end()]} … (a part negated, or a contrast)"
+            )
+            continue
+        if negation or re.search(r"\b(?:niet|not|geen)\b", phrase):
             sig.decline.append(phrase + " (negated)")
             continue
         # "Ik zou graag komen, maar ik kan niet": the accept is politeness before a "but".
@@ -176,7 +251,16 @@ def _part_signals(part: str, sig: Signals) -> None:
         if but and any(pos > but.start() for pos, _ in declines):
             sig.regret.append(phrase + " (…but)")
             continue
+        if _BUT_REGRET.match(after[:300]):
+            # "I'd love to come but unfortunately I have a council meeting": likely a no, but
+            # "ik kom graag, maar helaas pas om 14:00" is a yes; a human reads it.
+            sig.unsure.append(f"{phrase} … but with regret")
+            continue
         sig.accept.append(phrase)
+        accept_at.append(m.start())
+    for pos, hedge in hedges:
+        if not any(_same_clause(low, pos, a) for a in accept_at):
+            sig.stray_hedges.append(hedge)
     if not sig.accept:
         for m in lexicon.ACCEPT_IMPLIED.finditer(low):
             if not re.search(r"\b(?:niet|not|geen|no)\b", m.group(0)) and not _NEGATION_AFTER.match(
@@ -184,13 +268,19 @@ def _part_signals(part: str, sig: Signals) -> None:
             ):
                 sig.accept.append(m.group(0))
     first_clause = re.split(r"[,:;!.]", low, maxsplit=1)[0] + ("," if "," in low else "")
-    if lexicon.YES.match(low):
+    # Also on the words as written: "Graag afmelden" has its "afmelden" blanked by now.
+    if lexicon.YES.match(low) and lexicon.YES.match(part.lower()):
         sig.yes.append(first_clause.strip())
     elif lexicon.NO.match(low):
         sig.no.append(first_clause.strip())
     correction = lexicon.SELF_CORRECTION.search(low)
     if correction and sig.yes:
         sig.no.append(correction.group(0).strip())
+
+
+def _same_clause(text: str, a: int, b: int) -> bool:
+    lo, hi = min(a, b), max(a, b)
+    return not _CLAUSE_SPLIT.search(text, lo, hi)
 
 
 def decide(
@@ -200,6 +290,8 @@ def decide(
     accept, decline = bool(sig.accept), bool(sig.decline or sig.cancel)
     if unsubscribe and not (accept or decline or sig.tentative):
         return ReplyKind.UNCLEAR, "an unsubscribe request, no answer"
+    if sig.unsure:
+        return ReplyKind.UNCLEAR, sig.unsure[0]
     if substitute:
         # "Wethouder Bos komt in mijn plaats" is about the substitute, not the invitee.
         accept = any(not a.startswith(("wethouder", "de wethouder")) for a in sig.accept)
@@ -213,6 +305,10 @@ def decide(
         )
     if sig.tentative and decline:
         return ReplyKind.UNCLEAR, f"hedged decline: {sig.tentative[0]!r}"
+    if sig.tentative and accept and len(sig.stray_hedges) >= len(sig.tentative):
+        # "Ik kom, maar misschien iets later", "I'll be there, probably the work session": the
+        # hedge may be about a detail; neither a firm yes nor a tentative one.
+        return ReplyKind.UNCLEAR, f"acceptance beside a hedge: {sig.stray_hedges[0]!r}"
     if sig.tentative:
         if sig.no and not accept:
             return ReplyKind.UNCLEAR, "hedged no"
@@ -307,6 +403,12 @@ def _companion_owning(
             best = i
     if best is None:
         head = text[sent_start : mention.start].strip().lower()
+        clause = re.split(r"[,:]", head)[-1].strip()
+        if re.match(r"^(?:en\s+)?(?:ik|i|ikzelf|zelf|myself)\b", clause):
+            return None  # "Hij wil naar veiligheid, ik naar wonen": this one is the writer's
+        named = [i for i, p in enumerate(companions) if p.name and head.startswith(p.name.lower())]
+        if named:
+            return named[0]  # "… met collega Karin Smit. Karin Smit gaat naar werk"
         if re.match(r"^(?:hij|zij|ze|he|she)\b", head) and companions:
             prev = [i for i, p in enumerate(companions) if p.end <= sent_start]
             best = prev[-1] if prev else None
@@ -323,6 +425,86 @@ def _explicitly_theirs(text: str, mention: SessionMention, person: people.Person
     return bool(_THIRD_PERSON.search(between)) and not re.search(r"\b(?:ik|i)\b", between, re.I)
 
 
+# "Mijn collega Jan Bos wil naar werk": someone chooses a session in their own clause.
+_CHOOSES = re.compile(
+    r"(?P<who>.+?)\s+(?:wil|wilt|gaat|kiest|komt|zou|wants|will|would|goes|chooses|prefers)\b"
+    r"(?:\s+[\w'-]+){0,4}\s*$",
+    re.IGNORECASE,
+)
+# The invitee named by a secretary ("Wethouder Bos … kiest voor wonen") is no colleague.
+_INVITEE_ROLE = re.compile(
+    r"^(?:de\s+)?(?:wethouder|burgemeester|gedeputeerde|alderman|mayor)\b", re.IGNORECASE
+)
+
+
+def _colleague_choosing(
+    text: str,
+    mention: SessionMention,
+    companions: list[people.Person],
+    substitute: people.Person | None,
+) -> people.Person | None:
+    """A colleague named as the one who chooses `mention`, when they are neither a companion
+    nor the substitute: "Ik kom, deelsessie onderwijs. Mijn collega Jan Bos wil naar werk." The
+    writer says Jan Bos comes too, but not as one of the phrases a companion is read from; taking
+    only the writer's own answer would drop him, so the reply goes to a human."""
+    # (at most 160 characters back: a clause, and a hostile reply stays fast)
+    clause_start = max(
+        text.rfind(c, max(0, mention.start - 160), mention.start) for c in ",;:.!?\n"
+    )
+    clause_start = max(clause_start + 1, mention.start - 160)
+    m = _CHOOSES.match(text, clause_start, mention.start)
+    if m is None:
+        return None
+    who = people.find_subject(text, clause_start, m.end("who"))
+    if who is None or not _unknown(text, who, companions, substitute):
+        return None
+    return who
+
+
+# "…, maar mijn collega Ans de Wit wil graag komen", "mijn collega wel": someone else comes.
+_COMES = re.compile(
+    r"(?P<who>.+?)\s+(?:"
+    r"(?:wil|zal|gaat|kan)\s+(?:(?:graag|wel|ook|zeker|dan)\s+)*(?:komen|aanwezig\s+zijn|erbij\s+zijn|"
+    r"deelnemen|aanschuiven)"
+    r"|(?:komt|is|gaat)\s+(?:(?:graag|wel|ook|zeker|dan)\s+)*(?:er\s+)?(?:aanwezig|erbij|bij)?"
+    r"|wel"
+    r"|(?:will|would\s+like\s+to|wants\s+to|is\s+happy\s+to|is)\s+(?:(?:gladly|also)\s+)?"
+    r"(?:attend|attending|come|coming|join|joining|be\s+there))"
+    r"\s*[.!]*\s*",
+    re.IGNORECASE,
+)
+
+
+def _colleague_coming(
+    text: str, companions: list[people.Person], substitute: people.Person | None
+) -> people.Person | None:
+    """A colleague said to come ("Ik meld mij af, maar mijn collega Ans de Wit wil graag
+    komen") who was not read as a companion or the substitute: reading only the writer's answer
+    would drop them, so a human reads it."""
+    for clause in re.finditer(r"[^,;:.!?\n]{1,300}", text):
+        m = _COMES.fullmatch(clause.group(0))
+        if m is None or re.search(r"\b(?:niet|not|geen|nooit|never)\b", clause.group(0), re.I):
+            continue
+        who = people.find_subject(text, clause.start(), clause.start() + m.end("who"))
+        if who is not None and _unknown(text, who, companions, substitute):
+            return who
+    return None
+
+
+def _unknown(
+    text: str, who: people.Person, companions: list[people.Person], substitute: people.Person | None
+) -> bool:
+    """Neither the invitee named by a secretary, a companion nor the substitute."""
+    if _INVITEE_ROLE.match(text[who.start : who.end].lstrip()):
+        return False
+    for known in (*companions, *([substitute] if substitute else [])):
+        if (who.start < known.end and known.start < who.end) or (
+            who.name and who.name == known.name
+        ):
+            return False
+    return True
+
+
 def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
     statements = _statement_text(text)
     has_question = find_question(text)
@@ -336,6 +518,25 @@ def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
     notes = [reason]
     mentions = find_sessions(statements, sessions)
     own, theirs = _assign_sessions(statements, mentions, companions)
+    chosen = [
+        (mention, who)
+        for mention in mentions
+        if (who := _colleague_choosing(statements, mention, companions, substitute))
+    ]
+    coming = _colleague_coming(statements, companions, substitute)
+    if coming is not None and kind is not ReplyKind.UNCLEAR:
+        kind = ReplyKind.UNCLEAR
+        notes = [f"a colleague ({coming.name or 'unnamed'}) comes but is not read as a companion"]
+    if chosen:
+        # The colleague's session is not the writer's (an unclear reply with a session still
+        # sets the session of someone already registered).
+        taken = {c[0] for c in chosen}
+        theirs_only = [m for m in mentions if m not in taken]
+        own, theirs = _assign_sessions(statements, theirs_only, companions)
+        chooser = chosen[0][1]
+        kind = ReplyKind.UNCLEAR
+        named = chooser.name or "unnamed"
+        notes = [f"a colleague ({named}) chooses a session but is not read as a companion"]
     sub_session: str | None = None
     if substitute is not None and own is not None and not theirs:
         # "Collega Jansen komt in mijn plaats, deelsessie wonen": the choice is the substitute's,
