@@ -85,3 +85,31 @@ def test_the_same_reply_is_applied_when_the_session_has_room_for_all(
 
     assert reply.status is InboundStatus.PROCESSED
     assert _in_session(w, "wonen") == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ik kom graag, deelsessie onderwijs. Mijn collega Jan Bos wil naar werk.",
+        "Ik kan niet niet komen natuurlijk! Deelsessie onderwijs graag.",
+        "I'll be there, probably the education session.",
+    ],
+)
+def test_an_unsure_second_reply_with_a_session_changes_nothing(
+    db: Session, clock: ManualClock, text: str
+) -> None:
+    # Found by a review of the parser: an unclear reply that still named a session was
+    # applied to someone registered as a change of session, and what made it unclear (a
+    # colleague who wants to come, a double negation, a hedge) never reached a human.
+    w = _world(db, clock, wonen_capacity=3)
+    invitee = w.invitee(domain="ex-2.example")
+    w.tell(invitee, ReplyKind.ACCEPT, session="wonen")
+    w.db.commit()
+    before = w.snapshot()
+
+    reply = w.say(invitee, text)
+    w.db.commit()
+
+    assert reply.status is InboundStatus.REVIEW
+    assert w.snapshot()[0] == before[0]
+    assert _in_session(w, "wonen") == 1

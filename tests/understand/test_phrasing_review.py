@@ -54,6 +54,10 @@ def _check(case: Case) -> None:
     assert got == case, u.notes
 
 
+# An unclear reading carries no session of the writer's: for someone already registered, an
+# unclear reply with a session is applied as a change of session (registration.apply_reply),
+# which is only safe when the session is all the reply says.
+
 # Read correctly before the review; kept so they stay so.
 READ_WELL = [
     Case(
@@ -181,7 +185,7 @@ FIXED = [
     Case("I will attend provided my flight is on time.", T),
     Case("Ik kom alleen als mijn collega ook mee mag.", T),
     # was: decline (a double negation)
-    Case("Ik kan niet niet komen natuurlijk! Deelsessie onderwijs graag.", U, "onderwijs"),
+    Case("Ik kan niet niet komen natuurlijk! Deelsessie onderwijs graag.", U),
     Case("Ik kom zeker niet niet.", U),
     # was: session "wonen" (the writer doubts between two)
     Case("Ik kom graag, ik twijfel nog tussen wonen en werk.", A),
@@ -193,7 +197,7 @@ FIXED = [
     Case("Ja ik kom, deelsesie veilgheid", A, "veiligheid"),
     # was: an unnamed companion invented from a negated "met"
     Case("Ik kom, maar niet met een collega.", A),
-    Case("I will not attend with a colleague, just me. Work session.", U, "werk"),
+    Case("I will not attend with a colleague, just me. Work session.", U),
     # was: decline (the other appointment may still be moved)
     Case("Ik heb een andere afspraak, maar die probeer ik te verzetten.", U),
     # was: session "veiligheid" (negated in its clause)
@@ -213,17 +217,13 @@ FIXED = [
     ),
     Case("Ik kan niet. Ik word vervangen door collega Ria Vos.", D, substitute="Ria Vos"),
     # was: tentative, so no seat held (the hedge is about a detail)
-    Case("I'll be there, probably the work session.", U, "werk"),
+    Case("I'll be there, probably the work session.", U),
     Case("Ik kom graag, waarschijnlijk met een collega.", U, companions=(("", None),)),
     Case("Ik kom, maar misschien iets later.", U),
-    Case("Ik kom! Geen voorkeur, maar als het kan liever wonen.", U, "wonen"),
+    Case("Ik kom! Geen voorkeur, maar als het kan liever wonen.", U),
     # was: accept (a colleague who comes, or chooses a session, not read as a companion)
-    Case("Ik kom graag, deelsessie onderwijs. Mijn collega Jan Bos wil naar werk.", U, "onderwijs"),
-    Case(
-        "Ik kom naar de deelsessie veiligheid, mijn collega Karin Smit gaat naar wonen.",
-        U,
-        "veiligheid",
-    ),
+    Case("Ik kom graag, deelsessie onderwijs. Mijn collega Jan Bos wil naar werk.", U),
+    Case("Ik kom naar de deelsessie veiligheid, mijn collega Karin Smit gaat naar wonen.", U),
     Case("Mijn collega gaat naar wonen, ik kom niet.", U),
     # was: decline (the colleague who wants to come was dropped)
     Case(

@@ -542,6 +542,12 @@ def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
         # "Collega Jansen komt in mijn plaats, deelsessie wonen": the choice is the substitute's,
         # the invitee (who declines) has none.
         sub_session, own = own, None
+    if own is not None and kind is ReplyKind.UNCLEAR and (_any_signal(sig) or coming or chosen):
+        # An unclear reply with a session sets the session of someone already registered
+        # ("wonen graag" after registering). That is only safe when the session is all it
+        # says; beside a contradictory or hedged answer the session is as unsure as the rest.
+        own = None
+        notes.append("session not taken: the answer around it is unsure")
     cancel = bool(sig.cancel)
     return TextReading(
         kind=kind,
