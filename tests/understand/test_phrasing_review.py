@@ -270,6 +270,13 @@ FIXED = [
     Case("Ik wil niet alleen komen, kan mijn collega mee?", T, question=True),
     # was: unclear ("graag" asks for the cancellation)
     Case("Graag afmelden", D),
+    # was: tentative (a secretary's "hij kan niet" is a third person's answer: for a human)
+    Case("Hij kan helaas niet, maar misschien komt er iemand anders.", U),
+    Case("Mevrouw Jansen is helaas verhinderd.", U),
+    Case("She can't make it, unfortunately.", U),
+    # kept: "de wethouder" and "namens …" say whose answer it is
+    Case("De wethouder komt helaas niet.", D),
+    Case("Ja, ik kom. Ze is niet vegetarisch.", A),
 ]
 
 

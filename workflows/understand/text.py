@@ -201,11 +201,31 @@ def _take(text: str, pattern: re.Pattern[str], found: list[str]) -> str:
     return "".join(pieces)
 
 
+# "Hij kan helaas niet", "she is unable to attend": someone (a secretary, a colleague) answers
+# no for a third person. Whether that person is the invitee or a colleague mentioned in
+# passing is for a human to tell; beside a hedge ("… maar misschien komt er iemand anders") it
+# must not turn into the invitee's tentative either.
+_THIRD_PERSON_NO = re.compile(
+    r"\b(?:hij|zij|ze|mevrouw\s+\w+|meneer\s+\w+|he|she)\s+(?:"
+    r"(?:kan|komt|zal|can|will)\s+(?:\w+\s+){0,2}?(?:niet|not)"
+    r"|is\s+(?:\w+\s+){0,2}?(?:verhinderd|unable|niet\s+aanwezig|er\s+niet\s+bij|not\s+able|"
+    r"not\s+available)"
+    r"|(?:can't|cannot|won't|isn't\s+able))\b"
+)
+
+# "Namens wethouder De Groot: zij is verhinderd": the secretary says whom "zij" is.
+_ON_BEHALF = re.compile(r"\bnamens\b|\bon\s+behalf\s+of\b")
+
+
 def collect_signals(text: str) -> Signals:
     sig = Signals()
     for sentence in _sentences(text):
         for part in _statement_parts(sentence):
             _part_signals(part, sig)
+    low = text.lower()
+    third = _THIRD_PERSON_NO.search(low)
+    if third and not _ON_BEHALF.search(low):
+        sig.unsure.append(f"third-person answer: {third.group(0)!r} (for a human)")
     sig.softened = bool(lexicon.SOFTENER.search(text))
     return sig
 
