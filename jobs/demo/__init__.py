@@ -4,8 +4,9 @@ It starts the local mail stack, a fresh SQLite database, loads the example event
 list and runs the real service on an accelerated clock from early January through 3 February
 2023, while a simulator plays the sixty invitees over IMAP and SMTP. The organiser's part —
 sending the two invitation batches and marking attendance after the event — is played too.
-At the end it prints the organiser's status view and leaves the database behind, so every
-organiser command can be tried on it.
+At the end it prints the organiser's status view and what became of the waitlist (seats
+freed before and after the deadline, offers made, taken, declined and expired, read from the
+audit trail), and leaves the database behind, so every organiser command can be tried on it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker, upgrade
-from db.models import Event, OutboundMessage, Participant, ParticipantStatus, Person
+from db.models import (
+    AuditEntry,
+    Event,
+    OutboundMessage,
+    Participant,
+    ParticipantStatus,
+    Person,
+)
 from devmail import MailStack
 from jobs.demo.simulator import Invitee, Simulator
 from jobs.service import Service, TickIntervals
@@ -257,6 +265,69 @@ def _progress(factory: sessionmaker[Session], slug: str) -> str:
     return f"{shown}; mails sent {sent}"
 
 
+@dataclass
+class WaitlistStory:
+    """What happened to freed seats, from the audit trail (counts of participants)."""
+
+    cancelled_before_deadline: int = 0
+    cancelled_after_deadline: int = 0
+    offered: int = 0
+    offers_taken: int = 0
+    offers_declined: int = 0
+    offers_expired: int = 0
+    seat_freed_notices: int = 0  # the organiser told instead of an offer
+
+    def lines(self) -> list[str]:
+        return [
+            f"Before the registration deadline "
+            f"{_n(self.cancelled_before_deadline, 'registered invitee')} cancelled; the freed "
+            "seats were offered to the waitlist in order.",
+            f"Seat offers: {self.offered} made — {self.offers_taken} accepted (promoted from "
+            f"the waitlist), {self.offers_declined} declined, {self.offers_expired} expired; "
+            "a declined or expired offer passes to the next in line.",
+            f"After the deadline {self.cancelled_after_deadline} cancelled: no offers are made "
+            "then, the organiser is told about the freed seat instead "
+            f"({_n(self.seat_freed_notices, 'notice')}).",
+        ]
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def waitlist_story(db: Session, event: Event) -> WaitlistStory:
+    entries = db.execute(
+        select(AuditEntry.at, AuditEntry.old_status, AuditEntry.new_status)
+        .where(AuditEntry.event_id == event.id, AuditEntry.machine == "participant")
+        .order_by(AuditEntry.id)
+    ).all()
+    story = WaitlistStory()
+    for at, old, new in entries:
+        if old == ParticipantStatus.REGISTERED and new == ParticipantStatus.CANCELLED:
+            if at <= event.registration_deadline:
+                story.cancelled_before_deadline += 1
+            else:
+                story.cancelled_after_deadline += 1
+        elif new == ParticipantStatus.OFFERED:
+            story.offered += 1
+        elif old == ParticipantStatus.OFFERED:
+            if new == ParticipantStatus.REGISTERED:
+                story.offers_taken += 1
+            elif new == ParticipantStatus.DECLINED:
+                story.offers_declined += 1
+            elif new == ParticipantStatus.EXPIRED:
+                story.offers_expired += 1
+    story.seat_freed_notices = len(
+        db.scalars(
+            select(OutboundMessage.id).where(
+                OutboundMessage.event_id == event.id,
+                OutboundMessage.idempotency_key.like("organiser_notice:seat_freed:%"),
+            )
+        ).all()
+    )
+    return story
+
+
 def _final_report(
     console: Console, factory: sessionmaker[Session], slug: str, simulator: Simulator
 ) -> None:
@@ -264,10 +335,15 @@ def _final_report(
     from workflows.reports import status_report
 
     with factory() as db:
-        report = status_report(db, get_event(db, slug))
+        event = get_event(db, slug)
+        report = status_report(db, event)
+        story = waitlist_story(db, event)
     console.rule("Final status")
     render_status(console, report)
+    console.rule("The waitlist")
+    for line in story.lines():
+        console.print(line)
     console.print(f"The simulated invitees sent {len(simulator.sent)} messages.")
 
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "WaitlistStory", "run_demo", "waitlist_story"]

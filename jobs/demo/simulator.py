@@ -5,6 +5,12 @@ and what they decide. The simulator reads every invitee's mailbox over IMAP, rec
 rsvpmail sent them, and answers over SMTP when the (accelerated) clock reaches the moment the
 persona would. It plays by the rules of real mail: replies go to Reply-To, quote the original,
 and out-of-office and bounce messages look like the ones Exchange produces.
+
+The waitlist is played on purpose, not left to chance: registered invitees cancel at the
+moments in `CANCELLATIONS` — twice before the registration deadline, so the freed seats are
+offered to the waitlist, and once after it, when rsvpmail makes no offers and tells the
+organiser instead — and the seat offers are answered in the order of `OFFER_ANSWERS`: one
+taken, one left to expire (its seat goes to the next in line), one declined (likewise).
 """
 
 from __future__ import annotations
@@ -30,6 +36,23 @@ from workflows.clock import now
 log = logging.getLogger("rsvpmail.demo.simulator")
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 SESSIONS = ("onderwijs", "werk", "wonen", "veiligheid")
+# When the invitees with the `cancel_later` persona cancel, in the order rsvpmail confirmed
+# their registration; those confirmed after the plan is used up stay. The event is full and
+# has a waitlist from about 16 January; the registration deadline is 25 January 23:59, and no
+# offers are made after it. The first two cancellations free seats while offers are still
+# made, early enough that the chain they start — an offer accepted; an offer left to expire
+# (48 hours), the next one declined, the one after that accepted — ends before the deadline
+# even on a short run (the simulator and the service's ticks each lag the accelerated clock
+# by hours). The third comes after the deadline: the organiser is told about the freed seat.
+CANCELLATIONS = (
+    datetime(2023, 1, 18, 10, 0, tzinfo=AMSTERDAM),
+    datetime(2023, 1, 19, 10, 0, tzinfo=AMSTERDAM),
+    datetime(2023, 1, 27, 11, 0, tzinfo=AMSTERDAM),
+)
+# How the waitlisted answer seat offers, in the order the offers arrive; every later offer
+# is accepted. "ignore": no answer, so the offer expires and the seat goes to the next in line.
+OFFER_ANSWERS = ("accept", "ignore", "decline")
+OFFER_ANSWER_HOURS = 7
 COLLEAGUES = (
     "Karin Smit",
     "Ahmed Benali",
@@ -53,13 +76,12 @@ class Persona:
     """What one invitee does. `first` is the answer to the invitation."""
 
     first: str  # accept, companion, substitute, decline, tentative, question, ask_and_accept,
-    #             calendar, ooo_then_accept, bounce, unclear, silent, late_cancel
+    #             calendar, ooo_then_accept, bounce, unclear, silent, cancel_later
     client: str  # gmail, outlook, apple, english
     delay_hours: float
     session: str
     second_session: str = ""
     companion: tuple[str, str] | None = None  # (name, email or "")
-    ignores_offer: bool = False
     dietary: str = ""
 
 
@@ -85,8 +107,12 @@ class Simulator:
     organiser_address: str
     seed: int = 20230201
     poll_seconds: float = 0.3
+    cancellations: Sequence[datetime] = CANCELLATIONS
+    offer_answers: Sequence[str] = OFFER_ANSWERS
     personas: dict[str, Persona] = field(default_factory=dict)
     sent: list[str] = field(default_factory=list)
+    _cancelling: dict[str, datetime] = field(default_factory=dict)  # email → when, as planned
+    _offers_answered: int = 0
     _pending: list[_Pending] = field(default_factory=list)
     _seen_uids: dict[str, int] = field(default_factory=dict)
     _extra_people: dict[str, Invitee] = field(default_factory=dict)
@@ -197,7 +223,7 @@ class Simulator:
             return
         text = {
             "accept": _accept_text,
-            "late_cancel": _accept_text,
+            "cancel_later": _accept_text,
             "companion": _companion_text,
             "substitute": _substitute_text,
             "decline": _decline_text,
@@ -212,14 +238,27 @@ class Simulator:
             self._extra_people[address] = Invitee(name, address, "nl")
 
     def _answer_offer(self, person: Invitee, persona: Persona, message: Message) -> None:
-        if persona.ignores_offer:
-            return
-        text = (
-            "Yes, I'll gladly take the seat."
-            if person.language == "en"
-            else "Ja, graag! Ik neem de plek in."
+        answer = (
+            self.offer_answers[self._offers_answered]
+            if self._offers_answered < len(self.offer_answers)
+            else "accept"
         )
-        self._reply(person, persona, message, now() + timedelta(hours=7), text)
+        self._offers_answered += 1
+        log.info("invitee %s will %s the seat offer", _domain(person), answer)
+        if answer == "ignore":
+            return
+        english = person.language == "en"
+        if answer == "decline":
+            text = (
+                "Thank you for the offer, but unfortunately I can no longer make it on "
+                "1 February. Please give the seat to someone else."
+                if english
+                else "Dank voor het aanbod, maar ik kan op 1 februari helaas toch niet. "
+                "Geef de plek gerust aan iemand anders."
+            )
+        else:
+            text = "Yes, I'll gladly take the seat." if english else "Ja, graag! Ik neem de plek."
+        self._reply(person, persona, message, now() + timedelta(hours=OFFER_ANSWER_HOURS), text)
 
     def _answer_choose_session(self, person: Invitee, persona: Persona, message: Message) -> None:
         text = (
@@ -249,7 +288,8 @@ class Simulator:
             )
 
     def _answer_nudge(self, person: Invitee, persona: Persona, message: Message) -> None:
-        if persona.first == "silent" and hash(person.email) % 2 == 0:
+        # Half of the silent answer the nudge (by address: the same half in every run).
+        if persona.first == "silent" and sum(person.email.encode()) % 2 == 0:
             self._reply(
                 person,
                 persona,
@@ -259,14 +299,19 @@ class Simulator:
             )
 
     def _maybe_cancel_later(self, person: Invitee, persona: Persona, message: Message) -> None:
-        if persona.first != "late_cancel":
+        """A `cancel_later` invitee takes the next planned cancellation once registered."""
+        if persona.first != "cancel_later" or person.email in self._cancelling:
             return
-        when = datetime(2023, 1, 27, 11, 0, tzinfo=AMSTERDAM) + timedelta(hours=persona.delay_hours)
+        planned = len(self._cancelling)
+        if planned >= len(self.cancellations):
+            return
+        when = max(self.cancellations[planned], now() + timedelta(hours=1))
+        self._cancelling[person.email] = when
         self._reply(
             person,
             persona,
             message,
-            max(when, now() + timedelta(hours=1)),
+            when,
             "Helaas moet ik mij toch afmelden voor 1 februari: er is een extra "
             "raadsvergadering ingepland. Hopelijk kan iemand anders mijn plek krijgen.",
         )
@@ -330,7 +375,7 @@ def _persona(index: int, invitee: Invitee, rng: random.Random) -> Persona:
         "accept",
         "decline",
         "calendar",
-        "accept",
+        "cancel_later",
         "question",
         "accept",
         "tentative",
@@ -338,7 +383,7 @@ def _persona(index: int, invitee: Invitee, rng: random.Random) -> Persona:
         "ooo_then_accept",
         "accept",
         "substitute",
-        "late_cancel",
+        "cancel_later",
         "accept",
         "bounce",
         "accept",
@@ -350,7 +395,7 @@ def _persona(index: int, invitee: Invitee, rng: random.Random) -> Persona:
         "accept",
         "silent",
         "accept",
-        "late_cancel",
+        "cancel_later",
         "accept",
         "calendar",
         "accept",
@@ -376,7 +421,6 @@ def _persona(index: int, invitee: Invitee, rng: random.Random) -> Persona:
         session=session,
         second_session=second,
         companion=companion,
-        ignores_offer=index % 7 == 3,
         dietary=rng.choice(["", "", "", "Ik eet vegetarisch.", "Graag glutenvrij."]),
     )
 
@@ -454,6 +498,10 @@ def _outlook_signature(person: Invitee) -> str:
         "geadresseerde bent of dit bericht abusievelijk aan u is toegezonden, wordt u verzocht "
         "dat aan de afzender te melden en het bericht te verwijderen."
     )
+
+
+def _domain(person: Invitee) -> str:
+    return person.email.partition("@")[2]
 
 
 def _sender(person: Invitee) -> tuple[str, str]:
