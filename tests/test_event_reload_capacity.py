@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 from db.models import AuditEntry, Participant
 from db.models import ParticipantStatus as P
 from jobs.commands import capacity, setup
+from jobs.commands.capacity import capacity_change_lines
 from jobs.commands.common import install_root_options
 from tests.conftest import EVENT_TOML
 from tests.factories import event_config
 from tests.mailfactory import ManualClock, World, installed_clock
 from workflows.events import load_event
-from workflows.registration import change_capacity
+from workflows.registration import CapacityChange, change_capacity
 from workflows.understanding import ReplyKind
 
 
@@ -158,3 +159,43 @@ def test_event_load_command_says_what_it_did_with_the_capacity(
         "capacity=40",
         "capacity=45",
     ]
+
+
+def test_the_capacity_command_refuses_what_the_file_refuses(
+    db: Session, clock: ManualClock, database_url: str, tmp_path: Path
+) -> None:
+    app = typer.Typer()  # only the commands under test
+    install_root_options(app)
+    setup.register(app)
+    capacity.register(app)
+
+    def rsvpmail(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["--database-url", database_url, *args])
+        return result.exit_code, result.output
+
+    assert rsvpmail("event", "load", str(EVENT_TOML))[0] == 0
+    slug = event_config().slug
+    assert rsvpmail("capacity", slug, "0") == (2, "error: capacity: must be at least 1\n")
+    assert rsvpmail("capacity", slug, "--", "-2") == (2, "error: capacity: must be at least 1\n")
+
+    toml = tmp_path / "event.toml"
+    toml.write_text(EVENT_TOML.read_text("utf-8").replace("capacity = 40", "capacity = 0"), "utf-8")
+    assert rsvpmail("event", "load", str(toml)) == (
+        2,
+        f"error: {toml}: 1 problem:\n  capacity: must be at least 1\n",
+    )
+    code, out = rsvpmail("capacity", slug, "1")
+    assert code == 0 and f"capacity of {slug}: 40 → 1" in out
+    db.commit()  # a fresh read transaction
+    assert capacity_audits(db) == [("organiser", "capacity=1", "capacity=40")]  # only that one
+
+
+def test_capacity_changes_are_told_in_words() -> None:
+    one = CapacityChange(
+        old=2, new=3, offered=1, seats_left=0, waiting=2, registered_over_capacity=0
+    )
+    assert capacity_change_lines("e", one)[1] == "1 seat offered to the waitlist"
+    two = CapacityChange(
+        old=2, new=4, offered=2, seats_left=0, waiting=1, registered_over_capacity=0
+    )
+    assert capacity_change_lines("e", two)[1] == "2 seats offered to the waitlist"

@@ -77,6 +77,27 @@ def test_wrong_encoding_is_reported_with_a_hint() -> None:
         parse_invitee_csv(data)
     assert "line 2: not UTF-8 text" in raised.value.problems
     assert "CSV UTF-8" in str(raised.value)
+    assert raised.value.problems[-1].startswith("the file is not UTF-8 (line 2);")
+    assert str(raised.value).startswith("<csv>: rejected, nothing imported (2 problems):\n")
+
+
+def test_lines_not_in_utf8_are_counted_in_words() -> None:
+    bad = "Hélène;h{}@a.example\n".encode("cp1252")
+    data = b"naam;email\n" + b"".join(bad.replace(b"{}", str(n).encode()) for n in range(12))
+    with pytest.raises(InviteeImportError) as raised:
+        parse_invitee_csv(data)
+    assert raised.value.problems[-1].startswith(
+        "the file is not UTF-8 (lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, …);"
+    )
+
+
+def test_one_problem_is_one_problem() -> None:
+    with pytest.raises(InviteeImportError) as raised:
+        parse_invitee_csv(b"naam;email\nJan;not-an-address\n", "list.csv")
+    assert str(raised.value) == (
+        "list.csv: rejected, nothing imported (1 problem):\n"
+        "  line 2: invalid email address 'not-an-address'"
+    )
 
 
 def test_unknown_language_and_empty_file() -> None:

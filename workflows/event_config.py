@@ -6,6 +6,7 @@ can fix a config in one go instead of one error per run.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 LANGUAGES = ("nl", "en")
 LATE_POLICIES = ("waitlist", "closed")
+MIN_CAPACITY = 1  # also the rule of `rsvpmail capacity`
+# Keys of [extra]: a directory of template overrides, and the description in the other language.
+EXTRA_KEYS = ("templates_dir", *(f"description_{lang}" for lang in LANGUAGES))
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -29,6 +33,26 @@ class ConfigError(ValueError):
         self.source = source
         self.problems = list(problems)
         super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+class ConfigFileError(ConfigError):
+    """The file itself cannot be used (missing, unreadable, not UTF-8, not TOML): one problem."""
+
+
+def capacity_problem(value: int) -> str | None:
+    """What is wrong with `value` as an event's capacity (the file's and the command's rule)."""
+    return f"must be at least {MIN_CAPACITY}" if value < MIN_CAPACITY else None
+
+
+def file_problem(exc: OSError) -> str:
+    """Why a file could not be read, in words (for `<path>: <problem>`)."""
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "cannot be read (permission denied)"
+    return f"cannot be read ({exc.strerror or exc})"
 
 
 @dataclass(frozen=True)
@@ -113,17 +137,27 @@ def load_event_config(path: str | Path) -> EventConfig:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(source, [f"cannot read file: {exc.strerror or exc}"]) from exc
+        raise ConfigFileError(source, [file_problem(exc)]) from exc
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
+        raise ConfigFileError(source, [f"not UTF-8 text (byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [f"invalid TOML: {exc}"]) from exc
+        raise ConfigFileError(source, [f"invalid TOML: {exc}"]) from exc
     return parse_event_config(data, source)
 
 
-def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> EventConfig:
+def parse_event_config(
+    data: Mapping[str, Any], source: str = "<config>", *, stored: bool = False
+) -> EventConfig:
+    """Validate `data`; raises ConfigError listing every problem, each with its key.
+
+    A key the config does not know is a problem (with the nearest known key as a suggestion),
+    since a misspelt optional key would otherwise silently fall back to its default; so is a
+    name two sessions share. A `stored` config (`workflows.events.event_config`) was accepted
+    when it was loaded, perhaps by another version of rsvpmail: those two checks, which an
+    older version did not make, are left out for it, so that an event keeps working.
+    """
     r = _Reader(data, source)
     tzname = r.text("timezone", default="Europe/Amsterdam")
     try:
@@ -145,7 +179,7 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
     language = r.text("language", default="nl")
     if language not in LANGUAGES:
         r.problem("language", f"must be one of {', '.join(LANGUAGES)}")
-    capacity = r.integer("capacity", minimum=1)
+    capacity = r.integer("capacity", minimum=MIN_CAPACITY)
 
     mail = r.table("mail")
     reply_address = mail.email("reply_address")
@@ -167,14 +201,16 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
     retention = r.table("retention")
     trust = r.table("trust")
 
-    sessions = _sessions(r)
+    extra = r.table("extra")
+
+    sessions = _sessions(r, check_names=not stored)
     programme = tuple(
-        ProgrammeItem(time=str(p.get("time", "")), item=str(p.get("item", "")))
-        for p in r.list_of_tables("programme")
+        ProgrammeItem(time=str(p.value("time", "")), item=str(p.value("item", "")))
+        for p in r.tables("programme")
     )
     materials = tuple(
-        Link(title=str(m.get("title", "")), url=str(m.get("url", "")))
-        for m in followup.list_of_tables("materials")
+        Link(title=str(m.value("title", "")), url=str(m.value("url", "")))
+        for m in followup.tables("materials")
     )
 
     cfg = EventConfig(
@@ -231,18 +267,21 @@ def parse_event_config(data: Mapping[str, Any], source: str = "<config>") -> Eve
         or 0,
         programme=programme,
         sessions=sessions,
-        extra=dict(data.get("extra", {})) if isinstance(data.get("extra"), dict) else {},
+        extra={
+            key: value for key in EXTRA_KEYS if (value := extra.text(key, default=None)) is not None
+        },
     )
+    if not stored:
+        r.refuse_unknown_keys()
     if r.problems:
         raise ConfigError(source, r.problems)
     return cfg
 
 
-def _sessions(r: _Reader) -> tuple[SessionSpec, ...]:
+def _sessions(r: _Reader, *, check_names: bool) -> tuple[SessionSpec, ...]:
     specs: list[SessionSpec] = []
     seen: set[str] = set()
-    for i, table in enumerate(r.list_of_tables("sessions")):
-        s = _Reader(table, r.source, prefix=f"sessions[{i}].", problems=r.problems)
+    for s in r.tables("sessions"):
         key = s.text("key")
         if key and not re.fullmatch(r"[a-z0-9_-]+", key):
             s.problem("key", "use lowercase letters, digits, '-' and '_'")
@@ -258,14 +297,83 @@ def _sessions(r: _Reader) -> tuple[SessionSpec, ...]:
                 description=s.text("description", default=""),
             )
         )
+    if check_names:
+        _check_session_names(r, specs)
     return tuple(specs)
+
+
+# How replies name a session (workflows/understand/sessions.py): its key, its title, the part
+# of the title before a ':', or an alias, compared as lowercase words. Two names with the same
+# words are the same name to a reply.
+_NAME_WORD_RE = re.compile(r"[a-zà-ÿ0-9]+(?:-[a-zà-ÿ0-9]+)*")
+# Which name to blame when two sessions share one: the easiest to change first.
+_NAME_KINDS = ("alias", "title", "start of the title", "key")
+
+
+@dataclass(frozen=True)
+class _SessionName:
+    index: int  # in [[sessions]]
+    session: str  # its key
+    kind: str  # one of _NAME_KINDS
+    text: str  # as written
+
+    @property
+    def field(self) -> str:
+        return {"alias": "aliases", "key": "key"}.get(self.kind, "title")
+
+    def describe(self) -> str:
+        if self.kind == "start of the title":
+            return f"the start of the title of session {self.session!r} (before the ':')"
+        article = "an" if self.kind == "alias" else "the"
+        return f"{article} {self.kind} of session {self.session!r}"
+
+
+def _check_session_names(r: _Reader, specs: Sequence[SessionSpec]) -> None:
+    """Refuse a name (key, title, alias) that two sessions share: a reply could mean either."""
+    by_words: dict[tuple[str, ...], list[_SessionName]] = {}
+    order: dict[_SessionName, int] = {}  # where each name is written, for the problems' order
+    for index, spec in enumerate(specs):
+        names = [_SessionName(index, spec.key, "key", spec.key)]
+        if spec.title:
+            names.append(_SessionName(index, spec.key, "title", spec.title))
+            start = spec.title.split(":")[0].strip()
+            if start != spec.title:
+                names.append(_SessionName(index, spec.key, "start of the title", start))
+        names += [_SessionName(index, spec.key, "alias", a) for a in spec.aliases]
+        for name in names:
+            order.setdefault(name, len(order))
+            words = tuple(_NAME_WORD_RE.findall(name.text.lower()))
+            if words:
+                by_words.setdefault(words, []).append(name)
+    clashes: list[tuple[_SessionName, list[_SessionName]]] = []
+    for names in by_words.values():
+        # Two sessions with the same key are reported as a duplicate key already.
+        if len({n.session for n in names}) > 1:
+            blamed = min(names, key=lambda n: (_NAME_KINDS.index(n.kind), -n.index))
+            clashes.append((blamed, names))
+    for blamed, names in sorted(clashes, key=lambda clash: order[clash[0]]):
+        # Each other session once, by the name that says most: its key, title, or an alias.
+        others: dict[int, _SessionName] = {}
+        for n in sorted(names, key=lambda n: (n.index, -_NAME_KINDS.index(n.kind))):
+            if n.session != blamed.session:
+                others.setdefault(n.index, n)
+        r.problem(
+            f"sessions[{blamed.index}].{blamed.field}",
+            f"{blamed.text!r} is {blamed.describe()} and also "
+            + " and ".join(o.describe() for o in others.values())
+            + "; a reply naming it could mean either",
+        )
 
 
 _MISSING: Any = object()
 
 
 class _Reader:
-    """Typed access to one TOML table that collects problems instead of stopping at the first."""
+    """Typed access to one TOML table that collects problems instead of stopping at the first.
+
+    Every key asked for is remembered, so that the keys nobody asked for can be refused
+    (`refuse_unknown_keys`) in this table and in every table read through it.
+    """
 
     def __init__(
         self,
@@ -273,21 +381,36 @@ class _Reader:
         source: str,
         prefix: str = "",
         problems: list[str] | None = None,
+        *,
+        where: str = "",
+        readers: list[_Reader] | None = None,
     ) -> None:
         self.data = data
         self.source = source
         self.prefix = prefix
         self.problems: list[str] = problems if problems is not None else []
+        self.where = where  # for suggestions: "" (top level), "mail.", "[[sessions]]"
+        self.known: set[str] = set()
+        self.readers: list[_Reader] = readers if readers is not None else []
+        self.readers.append(self)
+
+    def _child(self, data: Mapping[str, Any], prefix: str, where: str) -> _Reader:
+        return _Reader(data, self.source, prefix, self.problems, where=where, readers=self.readers)
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{self.prefix}{key}: {message}")
 
     def _get(self, key: str, default: Any) -> Any:
+        self.known.add(key)
         if key in self.data:
             return self.data[key]
         if default is _MISSING:
             self.problem(key, "missing")
         return default
+
+    def value(self, key: str, default: Any) -> Any:
+        """The value as written, unchecked."""
+        return self._get(key, default)
 
     def text(self, key: str, default: Any = _MISSING) -> Any:
         value = self._get(key, default)
@@ -365,18 +488,48 @@ class _Reader:
         return None
 
     def table(self, key: str) -> _Reader:
-        value = self.data.get(key, {})
+        """The table under `key` (empty when left out)."""
+        value = self._get(key, {})
         if not isinstance(value, dict):
             self.problem(key, "must be a table")
             value = {}
-        return _Reader(value, self.source, prefix=f"{self.prefix}{key}.", problems=self.problems)
+        return self._child(value, f"{self.prefix}{key}.", where=f"{self.where}{key}.")
 
-    def list_of_tables(self, key: str) -> list[Mapping[str, Any]]:
-        value = self.data.get(key, [])
+    def tables(self, key: str) -> list[_Reader]:
+        """One reader per table of the list under `key` ([[key]]; empty when left out)."""
+        value = self._get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.problem(key, "must be a list of tables ([[...]])")
             return []
-        return value
+        return [
+            self._child(item, f"{self.prefix}{key}[{i}].", where=f"[[{self.where}{key}]]")
+            for i, item in enumerate(value)
+        ]
+
+    def refuse_unknown_keys(self) -> None:
+        """A problem for every key that no reader of this config asked for, with a suggestion."""
+        for reader in self.readers:
+            for key in reader.data:
+                if key not in reader.known:
+                    hint = reader._suggestion(str(key))
+                    reader.problem(str(key), "unknown key" + (f" ({hint})" if hint else ""))
+
+    def _suggestion(self, key: str) -> str:
+        close = difflib.get_close_matches(key, sorted(self.known), n=1)
+        if close:
+            return f"did you mean {close[0]}?"
+        # The right key in the wrong table: after a [section] header, every key belongs to it.
+        for other in self.readers:
+            if other.where != self.where and key in other.known:
+                if not other.where:
+                    return (
+                        f"did you mean the top-level {key}? Top-level keys go before the "
+                        "first [section]"
+                    )
+                if other.where.startswith("[["):
+                    return f"did you mean {key} in {other.where}?"
+                return f"did you mean {other.where}{key}?"
+        return ""
 
 
 def reminder_due_times(cfg: EventConfig) -> list[tuple[int, datetime]]:

@@ -184,7 +184,7 @@ def event_config(event: Event) -> EventConfig:
             spec.pop("capacity", None)
     # The columns are the truth for what an organiser may change from the CLI.
     data["capacity"] = event.capacity
-    return parse_event_config(data, source=f"event {event.slug}")
+    return parse_event_config(data, source=f"event {event.slug}", stored=True)
 
 
 def get_event(db: Session, slug: str) -> Event:

@@ -57,9 +57,8 @@ class InviteeImportError(RsvpError):
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         listing = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(
-            f"{source}: rejected, nothing imported ({len(problems)} problems):\n{listing}"
-        )
+        count = f"{len(self.problems)} problem{'' if len(self.problems) == 1 else 's'}"
+        super().__init__(f"{source}: rejected, nothing imported ({count}):\n{listing}")
 
 
 @dataclass(frozen=True)
@@ -140,12 +139,13 @@ def _decode(data: bytes, source: str) -> str:
                 raw_line.decode("utf-8")
             except UnicodeDecodeError:
                 bad_lines.append(number)
-        shown = ", ".join(str(n) for n in bad_lines[:10])
+        shown = ", ".join(str(n) for n in bad_lines[:10]) + (", …" if len(bad_lines) > 10 else "")
+        where = f"line {shown}" if len(bad_lines) == 1 else f"lines {shown}"
         raise InviteeImportError(
             source,
             [f"line {n}: not UTF-8 text" for n in bad_lines[:10]]
             + [
-                f"the file is not UTF-8 (lines {shown}); in Excel choose "
+                f"the file is not UTF-8 ({where}); in Excel choose "
                 "'Save as' → 'CSV UTF-8 (comma delimited)'"
             ],
         ) from None

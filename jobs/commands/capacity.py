@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from jobs.commands.common import app_context, console
-from jobs.commands.registry import friendly_errors
+from jobs.commands.registry import UserError, friendly_errors
+from workflows.event_config import MIN_CAPACITY, capacity_problem
 from workflows.events import get_event
 from workflows.registration import CapacityChange, change_capacity
 
@@ -17,12 +18,22 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def capacity(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
-    new_capacity: int = typer.Argument(..., min=0, help="The new maximum number of participants"),
+    event: str = typer.Argument(..., metavar="EVENT", help="The event's slug"),
+    new_capacity: int = typer.Argument(
+        ...,
+        metavar="N",
+        help=f"The new maximum number of participants (at least {MIN_CAPACITY})",
+    ),
     actor: str = typer.Option("organiser", "--by", help="Who made the change (for the audit)"),
 ) -> None:
-    """Change an event's capacity: raising it offers seats to the waitlist; lowering it
-    removes nobody but stops new registrations until enough seats are free."""
+    """Change an event's capacity; raising it offers seats to the waitlist.
+
+    Lowering it removes nobody: new registrations wait until enough seats are free.
+    """
+    # The event file's rule and message (`capacity` in the TOML).
+    problem = capacity_problem(new_capacity)
+    if problem:
+        raise UserError(f"capacity: {problem}")
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         change = change_capacity(db, get_event(db, event), new_capacity, actor=actor)
@@ -34,7 +45,8 @@ def capacity_change_lines(event: str, change: CapacityChange) -> list[str]:
     """What a capacity change did, in words (also printed by `rsvpmail event load`)."""
     lines = [f"capacity of {event}: {change.old} → {change.new}"]
     if change.offered:
-        lines.append(f"{change.offered} seat(s) offered to the waitlist")
+        seats = "1 seat" if change.offered == 1 else f"{change.offered} seats"
+        lines.append(f"{seats} offered to the waitlist")
     lines.append(f"seats free: {change.seats_left}; waiting: {change.waiting}")
     if change.registered_over_capacity:
         lines.append(

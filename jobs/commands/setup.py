@@ -8,9 +8,16 @@ import typer
 
 from db.engine import current_revision, head_revision, upgrade
 from jobs.commands.capacity import capacity_change_lines
-from jobs.commands.common import app_context, console
+from jobs.commands.common import app_context, console, err_console
 from jobs.commands.registry import UserError, friendly_errors
-from workflows.event_config import ConfigError, load_event_config
+from workflows.clock import now
+from workflows.event_config import (
+    ConfigError,
+    ConfigFileError,
+    EventConfig,
+    file_problem,
+    load_event_config,
+)
 from workflows.events import get_event, load_event
 from workflows.invitees import import_invitees, parse_invitee_csv
 
@@ -48,32 +55,44 @@ def db_status(ctx: typer.Context) -> None:
 def event_load(
     ctx: typer.Context,
     file: Path = typer.Argument(
-        ..., help="The event's TOML file, e.g. events/leren-van-rotterdam-zuid.toml"
+        ...,
+        metavar="FILE",
+        help="The event's TOML file, e.g. events/leren-van-rotterdam-zuid.toml",
     ),
     capacity_from_file: bool = typer.Option(
         False,
         "--capacity-from-file",
-        help="Set the capacity to the file's, even when `rsvpmail capacity` changed it since",
+        help=(
+            "Use the file's capacity, even when `rsvpmail capacity` changed it since the last load"
+        ),
     ),
     actor: str = typer.Option("organiser", "--by", help="Who made the change (for the audit)"),
 ) -> None:
     """Create the event described in FILE, or update it (idempotent).
 
-    A capacity changed with `rsvpmail capacity` is kept unless the file's capacity changed
-    since the last load, or --capacity-from-file is given.
+    Every problem in the file is reported with its key; nothing is loaded until all are fixed.
+
+    A capacity set with `rsvpmail capacity` is kept if the file's capacity is as last loaded.
+
+    --capacity-from-file applies the file's capacity in any case.
     """
     try:
         cfg = load_event_config(file)
+    except ConfigFileError as exc:
+        raise UserError(str(exc)) from None
     except ConfigError as exc:
-        raise UserError(
-            f"{exc.source}: {len(exc.problems)} problem(s): " + "; ".join(exc.problems)
-        ) from None
+        listing = "".join(f"\n  {p}" for p in exc.problems)
+        raise UserError(f"{exc.source}: {_count(len(exc.problems), 'problem')}:{listing}") from None
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         loaded = load_event(db, cfg, capacity_from_file=capacity_from_file, actor=actor)
         slug = loaded.event.slug
         capacity = loaded.event.capacity
-    console.print(f"{'created' if loaded.created else 'updated'} event {slug}: {cfg.title}")
+    console.print(
+        f"{'created' if loaded.created else 'updated'} event {slug}: {cfg.title}",
+        markup=False,
+        soft_wrap=True,
+    )
     if loaded.capacity_kept:
         console.print(
             f"capacity stays {capacity}, as set with `rsvpmail capacity` (the file says "
@@ -83,19 +102,37 @@ def event_load(
     if loaded.capacity_change is not None:
         for line in capacity_change_lines(slug, loaded.capacity_change):
             console.print(line)
+    if cfg.ends_at < now():
+        err_console.print(f"warning: {_past(cfg)}", markup=False, soft_wrap=True)
+
+
+def _past(cfg: EventConfig) -> str:
+    ended = cfg.ends_at.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"event {cfg.slug} ended {ended} ({cfg.timezone}), before now; loaded all the same "
+        "(for reports). If it has yet to happen, check starts_at and ends_at"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @invitees_app.command("import")
 @friendly_errors
 def invitees_import(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
+    event: str = typer.Argument(..., metavar="EVENT", help="The event's slug"),
     file: Path = typer.Argument(
-        ..., help="CSV with naam/name, email, organisatie, functie, taal, batch"
+        ..., metavar="FILE", help="CSV with naam/name, email, organisatie, functie, taal, batch"
     ),
 ) -> None:
     """Import an invitee list; a file with any problem is rejected whole."""
-    rows = parse_invitee_csv(file.read_bytes(), source=str(file))
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{file}: {file_problem(exc)}") from None
+    rows = parse_invitee_csv(data, source=str(file))
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         result = import_invitees(db, get_event(db, event), rows)
