@@ -58,7 +58,10 @@ _N = InboundStatus
 INBOUND_MOVES: Mapping[StrEnum, frozenset[StrEnum]] = {
     _N.RECEIVED: frozenset({_N.PROCESSED, _N.REVIEW, _N.QUARANTINED}),
     _N.REVIEW: frozenset({_N.PROCESSED}),  # a human decided
-    _N.QUARANTINED: frozenset({_N.RECEIVED}),  # released for another try
+    # Released for another try, or dismissed: the organiser handled it by hand (`inbox
+    # dismiss`). No status of its own: "processed" already means "nothing left for the
+    # service to do", as after a human decided a review item; the resolution says how.
+    _N.QUARANTINED: frozenset({_N.RECEIVED, _N.PROCESSED}),
     _N.PROCESSED: frozenset(),
 }
 

@@ -1,4 +1,9 @@
-"""The mailbox: read replies now or keep watching, and look after quarantined mail."""
+"""The mailbox: read replies now or keep watching, and look after quarantined mail.
+
+Output is never folded at the terminal's width (JSON, reasons and addresses stay whole on
+their line), text from mail is never read as rich markup, and times carry their zone: the
+event's when the message belongs to one, else UTC.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +16,30 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from types import FrameType
 
 import typer
+from rich.text import Text
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from db.models import AuditEntry, InboundMessage, InboundStatus
+from db.models import AuditEntry, Event, InboundMessage, InboundStatus
 from jobs.commands.common import app_context, console, err_console
+from jobs.commands.corrections import organiser_actor
 from jobs.commands.registry import UserError, friendly_errors
 from jobs.commands.service import CONFIG_OPTION, settings_for
 from jobs.locks import AdvisoryLock, InstanceConflict, SqliteInstanceLock, sqlite_path
 from jobs.logsetup import configure_logging
 from jobs.service import READER_LOCK  # the lock `rsvpmail serve` takes for reading
+from workflows.corrections import dismiss_quarantined
 from workflows.events import get_event
+from workflows.reports import event_tz
 from workflows.transitions import transition
 
 inbox_app = typer.Typer(
-    help="The mailbox: read replies, list and release quarantined messages.",
+    help="The mailbox: read replies; list, release or dismiss quarantined messages.",
     no_args_is_help=True,
 )
 
@@ -59,7 +69,7 @@ def read(
     if not watch:
         with _reader_lock(app.engine):
             report = run_once(factory, settings.imap)
-        console.print(json.dumps(dataclasses.asdict(report)))
+        _print_json(dataclasses.asdict(report))
         return
     stop = threading.Event()
 
@@ -73,7 +83,12 @@ def read(
         if not held:
             return
         total = run_forever(factory, settings.imap, stop)
-    console.print(json.dumps(dataclasses.asdict(total)))
+    _print_json(dataclasses.asdict(total))
+
+
+def _print_json(data: dict[str, object]) -> None:
+    """One line of JSON on stdout, as is: no wrapping at the terminal's width, no markup."""
+    typer.echo(json.dumps(data))
 
 
 @contextmanager
@@ -140,15 +155,24 @@ def quarantine(
         console.print(f"{len(rows)} quarantined message(s)" + (f" for {event}" if event else ""))
         for row in rows:
             # One block per message, never folded: reasons are long and worth grepping.
+            # Text, not markup: the sender and subject come from the mail.
+            console.print()
             console.print(
-                f"\n[bold]{row.id}[/]  {row.received_at:%Y-%m-%d %H:%M}  "
-                f"from {row.from_address or '?'}  subject {row.subject or '(none)'!r}",
+                Text.assemble(
+                    (str(row.id), "bold"),
+                    f"  {_when(row.received_at, _zone(db, row))}  "
+                    f"from {row.from_address or '?'}  subject {row.subject or '(none)'!r}",
+                ),
                 soft_wrap=True,
-                markup=True,
             )
             reason = row.error or _last_reason(db, row) or "(no reason recorded)"
             console.print(f"    reason: {reason}", soft_wrap=True, markup=False)
-        console.print("release one with: rsvpmail inbox release ID")
+        console.print(
+            "release one to process it again: rsvpmail inbox release ID\n"
+            "close one you handled by hand: rsvpmail inbox dismiss ID --reason TEXT",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 @inbox_app.command("show")
@@ -174,12 +198,13 @@ def show(
             sys.stdout.buffer.write(row.raw)
             sys.stdout.buffer.flush()
             return
+        zone = _zone(db, row)
         console.print(f"[bold]inbound message {row.id}[/]: {row.status.value}")
         facts = {
             "Message-ID": row.message_id,
             "from": row.from_address,
             "subject": row.subject,
-            "received": row.received_at.isoformat(timespec="seconds"),
+            "received": _when(row.received_at, zone, seconds=True),
             "size": f"{row.raw_size:,} bytes"
             + (" (only the headers are stored)" if _headers_only(row) else ""),
             "mailbox": f"{row.mailbox} uid {row.uid} (uidvalidity {row.uidvalidity})",
@@ -189,17 +214,23 @@ def show(
             "kind": row.kind,
             "reason": row.error,
             "resolution": row.resolution,
+            "resolved": _when(row.resolved_at, zone, seconds=True) if row.resolved_at else None,
         }
+        # Values come from the mail: printed as they are (no markup), and never folded.
         for name, value in facts.items():
             if value not in (None, ""):
-                console.print(f"  {name}: {value}")
+                console.print(f"  {name}: {value}", soft_wrap=True, markup=False)
         if row.classification:
-            console.print("  reading: " + json.dumps(row.classification, ensure_ascii=False))
+            reading = json.dumps(row.classification, ensure_ascii=False)
+            console.print(f"  reading: {reading}", soft_wrap=True, markup=False)
         console.print("  history:")
         for entry in _history(db, row):
             console.print(
-                f"    {entry.at:%Y-%m-%d %H:%M:%S} {entry.machine} {entry.entity_id}: "
-                f"{entry.old_status or '-'} → {entry.new_status} by {entry.actor}: {entry.reason}"
+                f"    {_when(entry.at, zone, seconds=True)} {entry.machine} {entry.entity_id}: "
+                f"{entry.old_status or '-'} → {entry.new_status} by {entry.actor}: "
+                f"{entry.reason}",
+                soft_wrap=True,
+                markup=False,
             )
 
 
@@ -224,7 +255,9 @@ def release(
                 f"message {row.id} cannot be processed again: "
                 + ("its raw bytes have been purged" if row.raw is None else
                    f"it was too large ({row.raw_size:,} bytes) and only its headers are stored; "
-                   "read it in the quarantine folder on the mail server and handle it by hand")
+                   "read it in the quarantine folder on the mail server")
+                + "; handle it by hand (e.g. `rsvpmail answer EVENT EMAIL --as …`), then close "
+                f"it with `rsvpmail inbox dismiss {row.id} --reason …`"
             )  # fmt: skip
         transition(
             db, row, InboundStatus.RECEIVED, reason="released from quarantine",
@@ -238,6 +271,36 @@ def release(
     console.print(f"message {message_id} released and processed again: now {status.value}")
 
 
+@inbox_app.command("dismiss")
+@friendly_errors
+def dismiss(
+    ctx: typer.Context,
+    message_id: int = typer.Argument(..., metavar="ID", help="The quarantined message's id"),
+    reason: str = typer.Option(
+        ..., "--reason", help="What you did with it, e.g. 'answered by phone' (for the audit)"
+    ),
+    by: str | None = typer.Option(
+        None, "--by", help="Your name for the audit \\[default: $USER]", show_default=False
+    ),
+) -> None:
+    """Close a quarantined message you handled by hand; the stored message is kept.
+
+    It becomes processed, with your reason as its resolution, and leaves `inbox quarantine`.
+
+    The reader moves the copy on the server out of the quarantine folder.
+    """
+    actor = organiser_actor(by)
+    factory = app_context(ctx).sessions()
+    with factory() as db, db.begin():
+        row = dismiss_quarantined(db, message_id, reason=reason, actor=actor)
+        resolution = row.resolution
+    console.print(
+        f"message {message_id} dismissed: now processed ({resolution})",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 def _get(db: Session, message_id: int, *, lock: bool = False) -> InboundMessage:
     row = db.get(InboundMessage, message_id, with_for_update=lock)
     if row is None:
@@ -245,6 +308,17 @@ def _get(db: Session, message_id: int, *, lock: bool = False) -> InboundMessage:
             f"no inbound message with id {message_id} (see `rsvpmail inbox quarantine`)"
         )
     return row
+
+
+def _zone(db: Session, row: InboundMessage) -> tzinfo:
+    """The zone to show a message's times in: its event's, else UTC."""
+    event = db.get(Event, row.event_id) if row.event_id is not None else None
+    return event_tz(event) if event is not None else UTC
+
+
+def _when(moment: datetime, zone: tzinfo, *, seconds: bool = False) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z}"
 
 
 def _headers_only(row: InboundMessage) -> bool:

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "inbox",  # read, quarantine, show, release
     "understanding",  # classify
     "organiser",  # status, review, people, export, attendance, audit
+    "corrections",  # answer, offer: corrections by hand
     "capacity",  # capacity EVENT N
     "service",  # serve, check
     "demo",  # the example event, end to end
