@@ -25,6 +25,7 @@ from jobs.commands.common import install_root_options
 from tests.conftest import EVENT_TOML
 from tests.factories import event_config
 from tests.mailfactory import ManualClock, World, installed_clock
+from workflows.errors import RsvpError
 from workflows.events import load_event
 from workflows.registration import CapacityChange, change_capacity
 from workflows.understanding import ReplyKind
@@ -199,3 +200,31 @@ def test_capacity_changes_are_told_in_words() -> None:
         old=2, new=4, offered=2, seats_left=0, waiting=1, registered_over_capacity=0
     )
     assert capacity_change_lines("e", two)[1] == "2 seats offered to the waitlist"
+
+
+def test_a_removed_session_is_refused_while_someone_has_it_and_forgotten_by_the_rest(
+    db: Session, clock: ManualClock
+) -> None:
+    w = World(db, clock, capacity=5)
+    staying, leaving = w.invitee(), w.invitee()
+    for p in (staying, leaving):
+        w.tell(p, ReplyKind.ACCEPT, session="wonen")
+    w.tell(leaving, ReplyKind.DECLINE)
+    db.commit()
+    without_wonen = event_config(
+        capacity=5, sessions=tuple(s for s in event_config().sessions if s.key != "wonen")
+    )
+
+    with pytest.raises(RsvpError) as refused:
+        load_event(db, without_wonen)
+    db.rollback()
+    message = str(refused.value)
+    assert staying.person.email in message and leaving.person.email not in message
+    assert f"rsvpmail answer {w.event.slug}" in message
+
+    w.tell(staying, ReplyKind.DECLINE)
+    db.commit()
+    load_event(db, without_wonen)  # nobody counts on wonen any more: it goes
+    db.commit()
+    assert [s.key for s in w.event.sessions] == [s.key for s in without_wonen.sessions]
+    assert {db.get(Participant, p.id).session_id for p in (staying, leaving)} == {None}  # type: ignore[union-attr]

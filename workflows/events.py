@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Event, EventSession
+from db.models import Event, EventSession, Participant, ParticipantStatus, Person
 from workflows.errors import NotFound, RsvpError
 from workflows.event_config import EventConfig, parse_event_config
 
@@ -109,16 +109,41 @@ def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:
         row.capacity = spec.capacity
         row.position = position
     for key, row in existing.items():
-        from db.models import Participant
-
-        chosen = db.scalar(select(Participant.id).where(Participant.session_id == row.id).limit(1))
-        if chosen is not None:
-            raise RsvpError(
-                f"session {key!r} was removed from the config but participants chose it; "
-                "move them to another session first"
-            )
+        _release_removed_session(db, event, key, row)
         db.delete(row)
     db.flush()
+
+
+# Who still counts on a session: it cannot be removed under them. Someone who declined,
+# cancelled or let an offer expire only keeps their old choice on record.
+_HOLDS_A_SESSION = (
+    ParticipantStatus.REGISTERED,
+    ParticipantStatus.WAITLISTED,
+    ParticipantStatus.OFFERED,
+    ParticipantStatus.ATTENDED,
+    ParticipantStatus.NO_SHOW,
+)
+_NAMED_AT_MOST = 5
+
+
+def _release_removed_session(db: Session, event: Event, key: str, row: EventSession) -> None:
+    """Refuse to remove a session someone still counts on; forget it for everyone else."""
+    holders = db.scalars(
+        select(func.coalesce(Person.email, Person.name))
+        .join(Participant, Participant.person_id == Person.id)
+        .where(Participant.session_id == row.id, Participant.status.in_(_HOLDS_A_SESSION))
+        .order_by(Participant.id)
+    ).all()
+    if holders:
+        named = ", ".join(holders[:_NAMED_AT_MOST]) + (
+            " …" if len(holders) > _NAMED_AT_MOST else ""
+        )
+        raise RsvpError(
+            f"session {key!r} was removed from the config but {len(holders)} participant(s) "
+            f"still have it ({named}); move each first with `rsvpmail answer {event.slug} "
+            f"EMAIL --as accept --session OTHER`, or keep the session in the file"
+        )
+    db.execute(update(Participant).where(Participant.session_id == row.id).values(session_id=None))
 
 
 def config_to_json(cfg: EventConfig) -> dict[str, Any]:
