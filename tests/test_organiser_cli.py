@@ -18,11 +18,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
-from db.models import AuditEntry, InboundMessage, InboundStatus, Participant, ParticipantStatus
+from db.models import (
+    AuditEntry,
+    InboundMessage,
+    InboundStatus,
+    Invitation,
+    OutboundMessage,
+    OutboundStatus,
+    Participant,
+    ParticipantStatus,
+)
 from jobs.cli import app
-from jobs.commands.organiser import EXPORT_HEADERS, export_records
-from tests.test_reports import START, Scenario, build_scenario
+from jobs.commands.organiser import (
+    EXPORT_HEADERS,
+    export_records,
+    people_table,
+    plural,
+)
+from tests.test_reports import START, Scenario, _review, build_scenario
 from workflows.reports import people, status_report
+from workflows.transitions import transition
+from workflows.understanding import ReplyKind, Understanding
 
 
 @pytest.fixture(autouse=True)
@@ -85,13 +101,29 @@ def test_status_shows_the_numbers(cli: Run, scenario: Scenario) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Seats: 7 taken, 1 left of 8" in out
-    assert "Outbox: 2 mail(s) waiting to be sent" in out
+    assert "Outbox: 2 messages waiting to be sent" in out
     names = ["Mohamed van der Linden", "Sanne Jansen", "Tom Dekker"]
     assert [out.index(n) for n in names] == sorted(out.index(n) for n in names)
     deadline = scenario.offer_deadline.astimezone(ZoneInfo("Europe/Amsterdam"))
     assert f"{deadline:%Y-%m-%d %H:%M}" in out  # Eva's offer deadline, in Rotterdam time
     assert "550 5.1.1" in out and "secretariaat@bergveld.example" in out
     assert "Ruud Mulder" not in out  # waits inside Sanne's party
+
+
+def test_status_names_the_time_zone_of_every_time(cli: Run, scenario: Scenario) -> None:
+    out = cli("status", scenario.event.slug).stdout
+    assert "starts 2023-02-01 13:00 CET" in out and "times in Europe/Amsterdam" in out
+    for header in ("since", "answer before", "received"):
+        assert f"{header} (Europe/Amsterdam)" in out
+    # Every column of the open offers has a name (the overdue mark sits with the deadline).
+    offers = out[out.index("Open offers") : out.index("Review queue")]
+    header_line = next(line for line in offers.splitlines() if "name" in line)
+    assert [cell.strip() for cell in header_line.strip("┃ ").split("┃")] == [
+        "name",
+        "organisation",
+        "party",
+        "answer before (Europe/Amsterdam)",
+    ]
 
 
 def test_status_json_is_the_report(cli: Run, db: Session, scenario: Scenario) -> None:
@@ -114,8 +146,9 @@ def test_review_list_and_show(cli: Run, scenario: Scenario) -> None:
     assert "accept · session wonen · +1: Karel Appel <k.appel@bergveld.example>" in listing.stdout
     assert "sent by secretariaat@bergveld.example, not by the invitee" in listing.stdout
     assert "Is er parkeergelegenheid?" in listing.stdout  # unmatched: shown with every event
-    assert "2 message(s) waiting" in listing.stdout
-    assert "3 message(s) waiting" in cli("review", "list").stdout  # all events
+    assert "2 messages waiting" in listing.stdout
+    assert "3 messages waiting" in cli("review", "list").stdout  # all events
+    assert "2023-01-09 15:00 CET" in listing.stdout  # received, in the event's time
 
     shown = cli("review", "show", str(scenario.review_ids[0]))
     assert shown.exit_code == 0, shown.output
@@ -176,6 +209,126 @@ def test_review_resolve_applies_the_rules(cli: Run, db: Session, scenario: Scena
     )
 
 
+def test_review_resolve_refuses_a_session_the_event_lacks(
+    cli: Run, db: Session, scenario: Scenario
+) -> None:
+    """Like `people EVENT --session`, and before anything changes (the rules would drop it)."""
+    secretary = scenario.review_ids[0]
+    nina = scenario.by_email["n.vos@bergveld.example"]
+    audit_rows = len(db.scalars(select(AuditEntry.id)).all())
+    like_people = one_line_error(cli("people", scenario.event.slug, "--session", "koken"))
+    for extra in ((), ("--participant", "n.vos@bergveld.example")):
+        args = ("review", "resolve", str(secretary), "--as", "accept", "--session", "koken")
+        message = one_line_error(cli(*args, *extra))
+        assert message == like_people
+        assert "(sessions: onderwijs, veiligheid, werk, wonen)" in message
+    db.expire_all()
+    assert status_of(db, nina) is PS.INVITED
+    assert db.get_one(InboundMessage, secretary).status is InboundStatus.REVIEW
+    assert len(db.scalars(select(AuditEntry.id)).all()) == audit_rows
+
+    result = cli(
+        "review",
+        "resolve",
+        str(secretary),
+        "--as",
+        "accept",
+        "--session",
+        " Wonen",  # as `people --session` takes it
+        "--participant",
+        "n.vos@bergveld.example",
+        "--no-companions",
+    )
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    refreshed = db.get_one(Participant, nina.id)
+    assert refreshed.session is not None and refreshed.session.key == "wonen"
+
+
+def test_review_resolve_checks_the_session_of_a_message_matched_only_then(
+    cli: Run, db: Session, scenario: Scenario
+) -> None:
+    """A message of no event, matched when resolved: refused, and rolled back entirely."""
+    wim = scenario.by_email["w.kok@bergveld.example"]
+    message = _review(
+        db,
+        event=None,
+        sender="w.kok@bergveld.example",
+        subject="Re: uitnodiging",
+        understanding=Understanding(kind=ReplyKind.ACCEPT, reply_text="Ik kom."),
+        why="no invitation matches this message",
+        invitation=db.get(Invitation, wim.invitation_id),
+    )
+    message_id = message.id
+    db.commit()
+    args = ("review", "resolve", str(message_id), "--as", "accept")
+    assert "no session 'koken'" in one_line_error(cli(*args, "--session", "koken"))
+    db.expire_all()
+    assert db.get_one(InboundMessage, message_id).status is InboundStatus.REVIEW
+    assert status_of(db, wim) is PS.INVITED
+    result = cli(*args, "--session", "Werk ")
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    refreshed = db.get_one(Participant, wim.id)
+    assert refreshed.session is not None and refreshed.session.key == "werk"
+
+
+def test_review_resolve_names_the_participant_option(cli: Run, scenario: Scenario) -> None:
+    unmatched = scenario.review_ids[1]
+    message = one_line_error(cli("review", "resolve", str(unmatched), "--as", "accept"))
+    assert "matches no invitation" in message
+    assert "--participant" in message and "participant_id" not in message
+
+
+def test_people_and_status_agree_after_a_maybe_became_a_yes(
+    cli: Run, db: Session, scenario: Scenario
+) -> None:
+    wim = scenario.by_email["w.kok@bergveld.example"]
+    assert "invited (maybe)" in cli("people", scenario.event.slug).stdout
+    message = _review(
+        db,
+        event=scenario.event,
+        sender="w.kok@bergveld.example",
+        subject="Re: uitnodiging",
+        understanding=Understanding(kind=ReplyKind.UNCLEAR, reply_text="Toch wel."),
+        why="unclear",
+        invitation=db.get(Invitation, wim.invitation_id),
+    )
+    message_id = message.id
+    db.commit()
+    resolved = cli("review", "resolve", str(message_id), "--as", "accept")
+    assert resolved.exit_code == 0, resolved.output
+    listing = cli("people", scenario.event.slug).stdout
+    wim_line = next(line for line in listing.splitlines() if "Wim Kok" in line)
+    assert "(maybe)" not in wim_line and status_of(db, wim).value in wim_line
+    assert json.loads(cli("status", scenario.event.slug, "--json").stdout)["tentative"] == 0
+
+
+def test_people_keeps_addresses_whole_on_a_narrow_terminal(db: Session, scenario: Scenario) -> None:
+    from rich.console import Console
+
+    rows = people(db, scenario.event)
+    out = Console(width=110, record=True, highlight=False)
+    out.print(people_table("People", rows))
+    text = out.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 110
+    for row in rows:
+        if row.email:
+            assert row.email in text, row.email
+        assert row.status in text
+
+
+def test_counts_read_as_english(cli: Run, scenario: Scenario) -> None:
+    assert [plural(n, "entry", "entries") for n in (0, 1, 2)] == [
+        "0 entries",
+        "1 entry",
+        "2 entries",
+    ]
+    assert cli("audit", scenario.event.slug, "--limit", "1").stdout.rstrip().endswith("1 entry")
+    one = cli("people", scenario.event.slug, "--session", "werk").stdout
+    assert one.rstrip().endswith("1 person")
+
+
 def test_review_resolve_rejects_a_bad_companion(cli: Run, scenario: Scenario) -> None:
     args = ("review", "resolve", str(scenario.review_ids[0]), "--as", "accept")
     assert "no valid email address" in one_line_error(cli(*args, "--companion", "Karel <kapot>"))
@@ -202,7 +355,8 @@ def test_export_csv_round_trips(cli: Run, db: Session, scenario: Scenario, tmp_p
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=";"))
     registered = people(db, scenario.event, statuses=[PS.REGISTERED])
     assert rows[0] == list(EXPORT_HEADERS["nl"])
-    assert rows[1:] == export_records(registered)
+    assert rows[1:] == export_records(registered, "nl")
+    assert {r[4] for r in rows[1:]} == {"aangemeld"}  # Dutch headers, Dutch values
     lotte = next(r for r in rows if r[0] == "Lotte El Amrani")
     assert lotte[5] == "Wonen: herstructurering en leefbaarheid"
     assert lotte[6] == "vegetarisch" and lotte[8] == "Karin Smit"
@@ -219,8 +373,8 @@ def test_export_default_file_name_and_statuses(
     expected = tmp_path / f"{scenario.event.slug}-registered+offered-{START.date()}.csv"
     assert expected.exists(), list(tmp_path.iterdir())
     rows = list(csv.reader(io.StringIO(expected.read_text("utf-8-sig")), delimiter=";"))
-    assert {r[4] for r in rows[1:]} == {"registered", "offered"}
-    assert "wrote 5 people" in result.stdout
+    assert {r[4] for r in rows[1:]} == {"aangemeld", "plaats aangeboden"}
+    assert "wrote 5 people (registered+offered) as csv" in result.stdout
 
 
 def test_export_xlsx_round_trips(cli: Run, db: Session, scenario: Scenario, tmp_path: Path) -> None:
@@ -229,13 +383,61 @@ def test_export_xlsx_round_trips(cli: Run, db: Session, scenario: Scenario, tmp_
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(target).active
     values = [["" if c is None else c for c in row] for row in sheet.iter_rows(values_only=True)]
-    records = export_records(people(db, scenario.event, statuses=[PS.REGISTERED]))
+    records = export_records(people(db, scenario.event, statuses=[PS.REGISTERED]), "nl")
     assert values == [list(EXPORT_HEADERS["nl"]), *records]
     assert all(cell.font.bold for cell in sheet[1])
     assert sheet.auto_filter.ref == f"A1:I{len(records) + 1}"
     assert sheet.freeze_panes == "A2"
     longest_name = max(len(r[0]) for r in records)
     assert sheet.column_dimensions["A"].width >= longest_name
+
+
+def test_export_format_follows_the_file_name(cli: Run, scenario: Scenario, tmp_path: Path) -> None:
+    target = tmp_path / "badges.xlsx"
+    result = cli("export", scenario.event.slug, "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert "as xlsx" in result.stdout
+    assert openpyxl.load_workbook(target).active["A1"].value == "Naam"
+    plain = tmp_path / "badges.txt"  # no format in the name: the default, CSV
+    assert cli("export", scenario.event.slug, "-o", str(plain)).exit_code == 0
+    assert plain.read_text("utf-8-sig").startswith("Naam;")
+
+    wrong = tmp_path / "out.csv"
+    message = one_line_error(
+        cli("export", scenario.event.slug, "-o", str(wrong), "--format", "xlsx")
+    )
+    assert "--format xlsx contradicts --output" in message and "out.xlsx" in message
+    assert not wrong.exists()
+
+
+def test_export_values_follow_the_event_language(
+    cli: Run, db: Session, scenario: Scenario, tmp_path: Path
+) -> None:
+    # Ingrid cancelled; as Lotte's companion she is listed with her status.
+    ingrid = scenario.by_email["i.bos@dijkstad.example"]
+    ingrid.companion_of_id = scenario.by_email["l.elamrani@zwaanshoek.example"].id
+    db.commit()
+
+    def lotte(language: str) -> list[str]:
+        scenario.event.language = language
+        db.commit()
+        target = tmp_path / f"{language}.csv"
+        assert cli("export", scenario.event.slug, "-o", str(target)).exit_code == 0
+        text = target.read_text("utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+        assert rows[0] == list(EXPORT_HEADERS[language])
+        return next(r for r in rows if r[0] == "Lotte El Amrani")
+
+    assert lotte("nl")[4] == "aangemeld" and lotte("nl")[8] == "Karin Smit, Ingrid Bos (afgemeld)"
+    assert lotte("en")[4] == "registered" and lotte("en")[8] == "Karin Smit, Ingrid Bos (cancelled)"
+
+
+def test_export_help_states_the_defaults() -> None:
+    result = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "250"})
+    text = " ".join(result.stdout.split())
+    assert "[default: registered only;" in text
+    assert "By default only `registered` people are in it (not `offered` ones)" in text
+    assert "[default: as the --output file name says (.csv, .xlsx), else csv]" in text
 
 
 def test_export_never_turns_names_into_formulas(
@@ -301,6 +503,26 @@ def test_attendance_problems_are_one_line_and_change_nothing(
     assert "/nonexistent" in bad_file
 
 
+def test_audit_times_are_in_the_events_zone(cli: Run, db: Session, scenario: Scenario) -> None:
+    """The 'when' column and the UTC times the sender writes into its reasons alike."""
+    sending = db.scalars(
+        select(OutboundMessage).where(OutboundMessage.status == OutboundStatus.SENDING)
+    ).one()
+    transition(
+        db,
+        sending,
+        OutboundStatus.PENDING,
+        reason="temporary failure, retry at 2023-01-09 14:00:00Z: 451 4.7.1 try later",
+    )
+    db.commit()
+    out = cli("audit", scenario.event.slug, "--limit", "1").stdout
+    assert "when (Europe/Amsterdam)" in out
+    newest = db.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+    assert f"{newest.at.astimezone(ZoneInfo('Europe/Amsterdam')):%Y-%m-%d %H:%M} " in out
+    assert "retry at 2023-01-09 15:00 CET" in " ".join(out.split())
+    assert "14:00:00Z" not in out
+
+
 def test_audit_of_one_person(cli: Run, scenario: Scenario) -> None:
     result = cli("audit", scenario.event.slug, "--person", "e.smits@kerkdorp.example")
     assert result.exit_code == 0, result.output
@@ -310,3 +532,61 @@ def test_audit_of_one_person(cli: Run, scenario: Scenario) -> None:
     assert "4 entries" in out
     everything = cli("audit", scenario.event.slug, "--limit", "5")
     assert "5 entries" in everything.stdout
+
+
+# --------------------------------------------------------------------------- help and usage
+
+
+def help_text(*command: str) -> str:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status",), ("people",), ("export",), ("attendance",), ("audit",), ("preview",)],
+)
+def test_usage_names_the_event_argument_event(command: tuple[str, ...]) -> None:
+    usage = next(line for line in help_text(*command).splitlines() if "Usage:" in line)
+    assert "{EVENT}" in usage and "event}" not in usage
+
+
+def test_usage_of_the_other_arguments_is_upper_case_too() -> None:
+    assert "[EVENT]" in help_text("review", "list")
+    assert "{EMAIL}" in help_text("privacy", "forget")
+    assert "{EMAIL}" in help_text("privacy", "export")
+    assert "{EVENT} {KIND}" in help_text("preview")
+    assert "{FILE}..." in help_text("classify")
+
+
+def test_help_paragraphs_read_as_one_line() -> None:
+    """rich keeps the line breaks of a docstring; each paragraph must be written on one line."""
+    listing = help_text()
+    preview_line = next(line for line in listing.splitlines() if " preview " in line)
+    assert preview_line.rstrip(" │").endswith("sends nothing and changes nothing.")
+    forget = help_text("privacy", "forget")
+    assert "A registered person's seat stays taken, anonymously: cancel first" in forget
+
+
+def test_preview_to_takes_an_invitee_of_the_event(cli: Run, scenario: Scenario) -> None:
+    text = " ".join(help_text("preview").split())
+    assert "The e-mail address of someone invited to EVENT" in text
+    assert "Leave it out to render for a sample person" in text
+    message = one_line_error(cli("preview", scenario.event.slug, "invitation", "--to", "a@b.nl"))
+    assert f"nobody with that e-mail address is invited to {scenario.event.slug}" in message
+    assert "leave it out to render for a sample person" in message
+    other = one_line_error(
+        cli("preview", scenario.other_event.slug, "invitation", "--to", "w.kok@bergveld.example")
+    )
+    assert "is not invited to ander-evenement" in other and "leave it out" in other
+
+
+def test_classify_event_is_a_toml_path(tmp_path: Path) -> None:
+    text = " ".join(help_text("classify").split())
+    assert "Path of the event's TOML file, e.g. events/my-event.toml (not its slug" in text
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(b"From: a@b.example\r\nSubject: ja\r\n\r\nIk kom graag.\r\n")
+    result = runner.invoke(app, ["classify", "--event", "leren-van-rotterdam-zuid", str(eml)])
+    assert result.exit_code == 2
+    assert "takes the path of the event's TOML file" in result.stderr

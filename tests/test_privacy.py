@@ -581,12 +581,38 @@ def test_cli_export_prints_json_or_writes_a_file(
 def test_cli_forget_asks_first(scenario: Scenario, cli: Any) -> None:
     db = scenario.db
     result = cli("privacy", "forget", JAN.email, input="n\n")
-    assert result.exit_code != 0
+    # A deliberate no is no error, but nothing was erased: exit 1 (as an aborted question),
+    # so that `forget X && record-erasure X` records nothing.
+    assert result.exit_code == 1, result.output
+    assert result.stdout.rstrip().endswith("nothing changed")
+    assert "error" not in result.output
     assert db.scalar(select(Person).where(Person.email == JAN.email)) is not None
     result = cli("privacy", "forget", JAN.email, "--yes", "--by", "organiser")
     assert result.exit_code == 0, result.output
     assert db.scalar(select(Person).where(Person.email == JAN.email)) is None
     assert leaks(db, [JAN.email, JAN.name]) == []
+
+
+def test_cli_forget_says_what_stays_for_the_persons_status(scenario: Scenario, cli: Any) -> None:
+    db = scenario.db
+    slug = scenario.event.slug
+    jan, piet = scenario.participants["jan"], scenario.participants["piet"]
+    assert (jan.status, piet.status) == (ParticipantStatus.REGISTERED, ParticipantStatus.DECLINED)
+    registered = cli("privacy", "forget", JAN.email, "--yes").stdout
+    assert "participant rows kept anonymously: 1\n" in registered
+    assert f"{slug}: registered, the seat stays taken" in registered
+    declined = cli("privacy", "forget", PIET.email, "--yes").stdout
+    assert f"{slug}: declined, holds no seat" in declined
+    assert "seat stays taken" not in declined and "seats stay taken" not in declined
+
+    lotte = scenario.participants["lotte"]  # cancelled after registering
+    db.expire_all()
+    transition(db, lotte, ParticipantStatus.REGISTERED, reason="test", actor="test")
+    transition(db, lotte, ParticipantStatus.CANCELLED, reason="test", actor="test")
+    db.commit()
+    cancelled = cli("privacy", "forget", LOTTE.email, "--yes").stdout
+    assert f"{slug}: cancelled, holds no seat" in cancelled
+    assert "seat" not in cancelled.replace("holds no seat", "")
 
 
 def test_retention_dates_follow_the_config(db: Session, clock: ManualClock) -> None:

@@ -35,11 +35,14 @@ from tests.factories import invite, make_event
 from workflows.clock import now
 from workflows.errors import NotFound
 from workflows.reports import (
+    Companion,
     audit_trail,
     describe_classification,
     people,
     review_detail,
+    review_event,
     review_items,
+    session_key,
     status_report,
 )
 from workflows.transitions import record_creation, transition
@@ -470,15 +473,68 @@ def test_people_filters_and_companion_links(db: Session, scenario: Scenario) -> 
     }
     by_name = {r.name: r for r in rows}
     assert by_name["Karin Smit"].companion_of_name == "Lotte El Amrani"
-    assert by_name["Lotte El Amrani"].companions == ("Karin Smit",)
+    assert by_name["Lotte El Amrani"].companions == (Companion("Karin Smit", "registered"),)
     assert by_name["Lotte El Amrani"].session_title == "Wonen: herstructurering en leefbaarheid"
     assert by_name["Lotte El Amrani"].dietary == "vegetarisch"
-    assert by_name["Femke Visser"].companions == ("Tom Dekker",)
+    assert by_name["Femke Visser"].companions == (Companion("Tom Dekker", "waitlisted"),)
+    assert not by_name["Femke Visser"].companions[0].gone
     wonen = people(db, scenario.event, session="wonen")
     assert {r.name for r in wonen} == {"Lotte El Amrani", "Karin Smit", "Piet de Vries"}
     with pytest.raises(NotFound, match=r"no session 'koken'.*wonen"):
         people(db, scenario.event, session="koken")
     assert len(people(db, scenario.event)) == len(scenario.by_email)
+
+
+def test_a_maybe_counts_only_while_still_invited(db: Session, scenario: Scenario) -> None:
+    """`people` and `status` agree: a later yes makes "maybe" history, not the answer."""
+    wim = scenario.by_email["w.kok@bergveld.example"]
+    (row,) = [r for r in people(db, scenario.event) if r.email == wim.person.email]
+    assert row.tentative and status_report(db, scenario.event).tentative == 1
+    _move(db, wim, PS.WAITLISTED, seq=10)  # the rules keep tentative_at as a record
+    db.commit()
+    assert wim.tentative_at is not None
+    (row,) = [r for r in people(db, scenario.event) if r.email == wim.person.email]
+    assert not row.tentative
+    assert status_report(db, scenario.event).tentative == 0
+
+
+def test_session_key_is_checked_like_people_does(db: Session, scenario: Scenario) -> None:
+    assert session_key(db, scenario.event, " Wonen ") == "wonen"
+    with pytest.raises(NotFound) as caught:
+        session_key(db, scenario.event, "koken")
+    with pytest.raises(NotFound) as by_people:
+        people(db, scenario.event, session="koken")
+    assert str(caught.value) == str(by_people.value)
+    assert str(caught.value) == (
+        f"event {scenario.event.slug} has no session 'koken' "
+        "(sessions: onderwijs, veiligheid, werk, wonen)"
+    )
+
+
+def test_review_event_is_known_before_resolving(db: Session, scenario: Scenario) -> None:
+    secretary, unmatched = scenario.review_ids
+    other = scenario.other_event
+    assert review_event(db, secretary) == scenario.event
+    assert review_event(db, unmatched) is None
+    nina = scenario.by_email["n.vos@bergveld.example"]
+    assert review_event(db, unmatched, nina.id) == scenario.event  # the named participant's
+    assert review_event(db, scenario.other_review_id) == other
+
+
+def test_review_times_are_in_the_events_zone(db: Session, scenario: Scenario) -> None:
+    """Unmatched messages listed with an event are in that event's time, like the rest."""
+    scenario.event.timezone = "America/New_York"
+    db.commit()
+    items = review_items(db, scenario.event)
+    assert {item.received_local.utcoffset() for item in items} == {timedelta(hours=-5)}
+    message = db.get(InboundMessage, scenario.review_ids[0])
+    assert message is not None
+    message.resolved_at = now()
+    db.commit()
+    detail = review_detail(db, message.id)
+    assert detail.resolved_local is not None
+    assert detail.resolved_local == detail.resolved_at
+    assert detail.resolved_local.utcoffset() == timedelta(hours=-5)
 
 
 def test_audit_trail_of_a_person(db: Session, scenario: Scenario) -> None:

@@ -156,6 +156,7 @@ class ReviewDetail:
     classification: Mapping[str, Any] | None
     resolution: str | None
     resolved_at: datetime | None
+    resolved_local: datetime | None  # in the same zone as item.received_local
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,19 @@ class FailedMail:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """A colleague someone brings, with their own status (they can cancel on their own)."""
+
+    name: str
+    status: str
+
+    @property
+    def gone(self) -> bool:
+        """Declined, cancelled or expired: no longer part of the party."""
+        return self.status in {s.value for s in _GONE}
+
+
+@dataclass(frozen=True)
 class PersonRow:
     """One participant as organisers list and export them."""
 
@@ -196,8 +210,8 @@ class PersonRow:
     dietary: str
     companion_of_name: str | None
     companion_of_email: str | None
-    companions: tuple[str, ...]  # names of the companions this person brings
-    tentative: bool
+    companions: tuple[Companion, ...]  # the companions this person brings
+    tentative: bool  # invited and answered "maybe" (see is_tentative)
     waitlist_seq: int | None
 
 
@@ -275,9 +289,7 @@ def status_report(db: Session, event: Event) -> StatusReport:
         seats_taken=taken,
         seats_left=max(0, event.capacity - taken),
         counts={s.value: counts.get(s.value, 0) for s in PS},
-        tentative=sum(
-            1 for p, _ in participants if p.status is PS.INVITED and p.tentative_at is not None
-        ),
+        tentative=sum(1 for p, _ in participants if is_tentative(p)),
         invitation_counts={s.value: invitation_counts.get(s, 0) for s in InvitationStatus},
         sessions=tuple(session_counts(db, event, participants)),
         waitlist=tuple(waitlist(db, event, participants)),
@@ -488,7 +500,8 @@ def review_items(
             belongs = or_(belongs, InboundMessage.event_id.is_(None))
         query = query.where(belongs)
     messages = list(db.scalars(query.order_by(InboundMessage.received_at, InboundMessage.id)))
-    return _review_items(db, messages)
+    # Unmatched messages shown with an event are in that event's time, like the rest.
+    return _review_items(db, messages, unmatched_tz=event_tz(event) if event else None)
 
 
 def review_detail(db: Session, inbound_id: int) -> ReviewDetail:
@@ -497,6 +510,7 @@ def review_detail(db: Session, inbound_id: int) -> ReviewDetail:
     if message is None:
         raise NotFound(f"no inbound message with id {inbound_id}")
     (item,) = _review_items(db, [message])
+    zone = item.received_local.tzinfo
     text, source = item.reply_text, "classification"
     if not text:
         text = _plain_body(message.raw) if message.raw else ""
@@ -511,10 +525,15 @@ def review_detail(db: Session, inbound_id: int) -> ReviewDetail:
         classification=message.classification,
         resolution=message.resolution,
         resolved_at=message.resolved_at,
+        resolved_local=message.resolved_at.astimezone(zone) if message.resolved_at else None,
     )
 
 
-def _review_items(db: Session, messages: list[InboundMessage]) -> list[ReviewItem]:
+def _review_items(
+    db: Session, messages: list[InboundMessage], *, unmatched_tz: ZoneInfo | None = None
+) -> list[ReviewItem]:
+    """Messages as review items; times in their event's zone (`unmatched_tz`, else the
+    default zone, for messages matched to no event)."""
     ids = [m.id for m in messages]
     reasons = _latest_reasons(db, ids, InboundStatus.REVIEW, machine="inbound")
     events = {
@@ -542,7 +561,7 @@ def _review_items(db: Session, messages: list[InboundMessage]) -> list[ReviewIte
                 status=m.status.value,
                 received_at=m.received_at,
                 received_local=m.received_at.astimezone(
-                    event_tz(event) if event else _zone(DEFAULT_TIMEZONE)
+                    event_tz(event) if event else unmatched_tz or _zone(DEFAULT_TIMEZONE)
                 ),
                 from_address=m.from_address,
                 subject=m.subject,
@@ -638,12 +657,10 @@ def people(
     sessions = {
         s.id: s for s in db.scalars(select(EventSession).where(EventSession.event_id == event.id))
     }
-    brought: dict[int, list[str]] = defaultdict(list)
+    brought: dict[int, list[Companion]] = defaultdict(list)
     for p, person in participants:
         if p.companion_of_id in by_id:
-            brought[p.companion_of_id].append(
-                person.name if p.status not in _GONE else f"{person.name} ({p.status.value})"
-            )
+            brought[p.companion_of_id].append(Companion(person.name, p.status.value))
     rows = []
     for p, person in participants:
         if statuses and p.status not in statuses:
@@ -667,7 +684,7 @@ def people(
                 companion_of_name=host[1].name if host else None,
                 companion_of_email=display_email(host[1].email) if host else None,
                 companions=tuple(brought.get(p.id, ())),
-                tentative=p.tentative_at is not None,
+                tentative=is_tentative(p),
                 waitlist_seq=p.waitlist_seq,
             )
         )
@@ -694,6 +711,31 @@ def find_participant(db: Session, reference: str) -> int:
         choices = ", ".join(f"{pid} ({slug})" for pid, slug in rows)
         raise NotFound(f"{text!r} takes part in several events; give the id: {choices}")
     return int(rows[0][0])
+
+
+def is_tentative(participant: Participant) -> bool:
+    """Invited and answered "maybe" (no seat held). A later yes or no is the answer that
+    counts, even though the rules keep `tentative_at` as a record of the maybe."""
+    return participant.status is PS.INVITED and participant.tentative_at is not None
+
+
+def review_event(db: Session, inbound_id: int, participant_id: int | None = None) -> Event | None:
+    """The event a review decision will apply to, when it is known beforehand: the named
+    participant's, else the event the message was matched to (None: matched to no event)."""
+    if participant_id is not None:
+        participant = db.get(Participant, participant_id)
+        if participant is not None:
+            return participant.event
+    message = db.get(InboundMessage, inbound_id)
+    if message is None or message.event_id is None:
+        return None
+    return db.get(Event, message.event_id)
+
+
+def session_key(db: Session, event: Event, key: str) -> str:
+    """The event's deelsessie key for `key` (case and spaces ignored); NotFound, naming the
+    event's sessions, when it has no such session."""
+    return _session_keys(db, event)[_session_id(db, event, key)]
 
 
 def display_email(address: str) -> str:

@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
@@ -26,10 +26,9 @@ from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 from typer.core import TyperGroup
 
-from db.models import InboundMessage, ParticipantStatus
+from db.models import Event, InboundMessage, ParticipantStatus
 from jobs.commands.common import app_context, console
 from jobs.commands.registry import UserError, friendly_errors
 from workflows.attendance import (
@@ -40,6 +39,7 @@ from workflows.attendance import (
     parse_attendance_list,
 )
 from workflows.clock import now
+from workflows.errors import RsvpError
 from workflows.events import get_event
 from workflows.reports import (
     PersonRow,
@@ -50,7 +50,9 @@ from workflows.reports import (
     find_participant,
     people,
     review_detail,
+    review_event,
     review_items,
+    session_key,
     status_report,
 )
 from workflows.understanding import PersonMention, ReplyKind
@@ -59,6 +61,9 @@ PANEL = "Organiser"
 WIDE_OUTPUT = 200
 _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 TIME = "%Y-%m-%d %H:%M"
+# A UTC time written into a stored text, e.g. the sender's "retry at 2023-01-09 14:00:00Z".
+_UTC_STAMP_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?Z\b")
+EVENT_ARGUMENT = typer.Argument(..., metavar="EVENT", help="The event's slug")
 
 
 class ExportFormat(StrEnum):
@@ -110,6 +115,24 @@ EXPORT_HEADERS = {
 }
 
 
+# Status values in the export, in the same language as its headers. English keeps the
+# values `--status` takes, so a file can be checked against the command that wrote it.
+EXPORT_STATUSES = {
+    "nl": {
+        ParticipantStatus.INVITED: "uitgenodigd",
+        ParticipantStatus.REGISTERED: "aangemeld",
+        ParticipantStatus.WAITLISTED: "wachtlijst",
+        ParticipantStatus.OFFERED: "plaats aangeboden",
+        ParticipantStatus.DECLINED: "afgezegd",
+        ParticipantStatus.CANCELLED: "afgemeld",
+        ParticipantStatus.EXPIRED: "aanbod vervallen",
+        ParticipantStatus.ATTENDED: "aanwezig",
+        ParticipantStatus.NO_SHOW: "niet verschenen",
+    },
+    "en": {status: status.value for status in ParticipantStatus},
+}
+
+
 @functools.cache
 def _wide_console() -> Console:
     return Console(highlight=False, width=WIDE_OUTPUT)
@@ -127,10 +150,17 @@ def _table(title: str) -> Table:
     return Table(title=title, title_justify="left")
 
 
-def _fold(table: Table) -> Table:
-    """Long addresses and reasons wrap inside their cell instead of being cut off with '…'."""
+def _fold(table: Table, *, whole: Collection[str] = ()) -> Table:
+    """Long reasons wrap inside their cell instead of being cut off with '…'.
+
+    The `whole` columns hold single tokens that are unreadable when broken, e-mail addresses
+    above all (rich sees one word and would fold it anywhere): a narrow terminal squeezes the
+    other columns first, which wrap between words. Only when nothing else can give way is a
+    `whole` cell folded too, rather than cut off.
+    """
     for column in table.columns:
         column.overflow = "fold"
+        column.no_wrap = column.header in whole
     return table
 
 
@@ -140,7 +170,38 @@ def _t(value: object) -> Text:
 
 
 def _when(moment: datetime | None) -> str:
+    """A time in a table cell; the column header names the zone (see _in_zone)."""
     return "" if moment is None else f"{moment:{TIME}}"
+
+
+def _zoned(moment: datetime | None) -> str:
+    """A time in running text, with its zone: '2023-01-09 15:00 CET'."""
+    return "" if moment is None else f"{moment:{TIME}} {moment.tzname() or ''}".rstrip()
+
+
+def _zone_name(zone: tzinfo | None) -> str:
+    return str(getattr(zone, "key", None) or zone or "UTC")
+
+
+def _in_zone(header: str, zone: tzinfo | None) -> str:
+    """A column header for times: 'since (Europe/Amsterdam)'."""
+    return f"{header} ({_zone_name(zone)})"
+
+
+def _local_stamps(text: str, zone: tzinfo) -> str:
+    """UTC times written into a stored text ('retry at 2023-01-09 14:00:00Z') shown in `zone`,
+    like every other time in the table."""
+
+    def local(match: re.Match[str]) -> str:
+        at = datetime.fromisoformat(f"{match[1]}T{match[2]}").replace(tzinfo=UTC)
+        return _zoned(at.astimezone(zone))
+
+    return _UTC_STAMP_RE.sub(local, text)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """'1 message', '2 messages'; `many` for irregular plurals ('1 person', '2 people')."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def _actor(by: str | None) -> str:
@@ -153,12 +214,12 @@ def _actor(by: str | None) -> str:
 
 def render_status(out: Console, report: StatusReport) -> None:
     """Draw the status overview of one event (used by `rsvpmail status` and the demo)."""
-    tzname = report.starts_local.tzname() or report.timezone
+    zone = _report_zone(report)
     out.print(Text(f"{report.title} ({report.slug})", style="bold"))
     out.print(
-        f"starts {report.starts_local:{TIME}} {tzname} · registration deadline "
-        f"{report.registration_deadline_local:{TIME}} {tzname} · as of "
-        f"{report.generated_at.astimezone(report.starts_local.tzinfo):{TIME}}"
+        f"starts {_zoned(report.starts_local)} · registration deadline "
+        f"{_zoned(report.registration_deadline_local)} · as of "
+        f"{_zoned(report.generated_at.astimezone(zone))} · times in {_zone_name(zone)}"
     )
     out.print(
         f"Seats: {report.seats_taken} taken, {report.seats_left} left "
@@ -170,10 +231,16 @@ def render_status(out: Console, report: StatusReport) -> None:
     out.print(_sessions_table(report))
     _print_section(out, "Waitlist", _waitlist_table(report), len(report.waitlist))
     _print_section(out, "Open offers", _offers_table(report), len(report.offers))
-    _print_section(out, "Review queue", _review_table(report.review), len(report.review))
+    review = _review_table(report.review, zone)
+    _print_section(out, "Review queue", review, len(report.review))
     _print_section(out, "Undeliverable invitations", _bounces_table(report), len(report.bounces))
     _print_section(out, "Failed mail", _failed_table(report), len(report.failed_mails))
-    out.print(f"Outbox: {report.outbox_pending} mail(s) waiting to be sent")
+    out.print(f"Outbox: {plural(report.outbox_pending, 'message')} waiting to be sent")
+
+
+def _report_zone(report: StatusReport) -> tzinfo:
+    """The event's time zone, in which the report gives every time."""
+    return report.starts_local.tzinfo or UTC
 
 
 def _print_section(out: Console, title: str, table: Table, rows: int) -> None:
@@ -200,14 +267,16 @@ def _grid(
     rows: Iterable[Sequence[RenderableType]],
     *,
     numbers: Collection[str] = (),
+    whole: Collection[str] = (),
 ) -> Table:
-    """A titled table of `rows`; the `numbers` columns are right-aligned."""
+    """A titled table of `rows`; the `numbers` columns are right-aligned, the `whole` columns
+    are kept unbroken as long as the width allows (see _fold)."""
     table = _table(title)
     for name in columns:
         table.add_column(name, justify="right" if name in numbers else "left")
     for row in rows:
         table.add_row(*row)
-    return _fold(table)
+    return _fold(table, whole=whole)
 
 
 def _sessions_table(report: StatusReport) -> Table:
@@ -239,7 +308,8 @@ def _waitlist_table(report: StatusReport) -> Table:
         )
         for w in report.waitlist
     )
-    columns = ("#", "name", "organisation", "party", "session", "since")
+    since = _in_zone("since", _report_zone(report))
+    columns = ("#", "name", "organisation", "party", "session", since)
     return _grid("Waitlist", columns, rows, numbers=("#", "party"))
 
 
@@ -249,20 +319,21 @@ def _offers_table(report: StatusReport) -> Table:
             _t(o.name),
             _t(o.organisation),
             str(o.party_size),
-            f"{o.expires_local:{TIME}}",
-            Text("overdue", style="red") if o.overdue else "",
+            Text.assemble(_when(o.expires_local), (" overdue", "red") if o.overdue else ""),
         )
         for o in report.offers
     )
-    columns = ("name", "organisation", "party", "answer before", "")
+    # "overdue": the deadline has passed but the job has not expired the offer yet.
+    answer_before = _in_zone("answer before", _report_zone(report))
+    columns = ("name", "organisation", "party", answer_before)
     return _grid("Open offers", columns, rows, numbers=("party",))
 
 
-def _review_table(items: Sequence[ReviewItem]) -> Table:
+def _review_table(items: Sequence[ReviewItem], zone: tzinfo) -> Table:
     rows = (
         (
             str(item.id),
-            _when(item.received_local),
+            _when(item.received_local.astimezone(zone)),
             _t(item.from_address),
             _t(item.subject),
             _t(item.kind or "?"),
@@ -270,8 +341,8 @@ def _review_table(items: Sequence[ReviewItem]) -> Table:
         )
         for item in items
     )
-    columns = ("id", "received", "from", "subject", "kind", "why")
-    return _grid("Review queue", columns, rows, numbers=("id",))
+    columns = ("id", _in_zone("received", zone), "from", "subject", "kind", "why")
+    return _grid("Review queue", columns, rows, numbers=("id",), whole=("from",))
 
 
 def _bounces_table(report: StatusReport) -> Table:
@@ -279,8 +350,9 @@ def _bounces_table(report: StatusReport) -> Table:
         (_t(b.name), _t(b.email), _t(b.organisation), _t(b.reason), _when(b.since_local))
         for b in report.bounces
     )
-    columns = ("name", "email", "organisation", "reason", "since")
-    return _grid("Undeliverable invitations", columns, rows)
+    since = _in_zone("since", _report_zone(report))
+    columns = ("name", "email", "organisation", "reason", since)
+    return _grid("Undeliverable invitations", columns, rows, whole=("email",))
 
 
 def _failed_table(report: StatusReport) -> Table:
@@ -289,13 +361,13 @@ def _failed_table(report: StatusReport) -> Table:
         for m in report.failed_mails
     )
     columns = ("id", "recipient", "kind", "attempts", "last error")
-    return _grid("Failed mail", columns, rows, numbers=("id", "attempts"))
+    return _grid("Failed mail", columns, rows, numbers=("id", "attempts"), whole=("recipient",))
 
 
 @friendly_errors
 def status_command(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
+    event: str = EVENT_ARGUMENT,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON for scripts."),
 ) -> None:
     """Where registration stands: seats, sessions, waitlist, offers, review queue, problems."""
@@ -332,7 +404,9 @@ review_app = typer.Typer(
 @friendly_errors
 def review_list(
     ctx: typer.Context,
-    event: str | None = typer.Argument(None, help="The event's slug (all events when left out)"),
+    event: str | None = typer.Argument(
+        None, metavar="EVENT", help="The event's slug (all events when left out)"
+    ),
 ) -> None:
     """List the messages waiting for a decision, with what the parser thought."""
     factory = app_context(ctx).sessions()
@@ -344,7 +418,7 @@ def review_list(
     for item in items:
         _output().print(_review_panel(item))
     _output().print(
-        f"{len(items)} message(s) waiting; decide with "
+        f"{plural(len(items), 'message')} waiting; decide with "
         "`rsvpmail review resolve ID --as accept|decline|tentative|question|ignore`"
     )
 
@@ -363,7 +437,7 @@ def _review_panel(item: ReviewItem, *, full: bool = False) -> Panel:
         text = "\n".join(text.splitlines()[:12]) + "\n…"
     lines.append(Text(""))
     lines.append(Text(text or "(no reply text stored)", style="" if text else "dim"))
-    title = Text(f"#{item.id} · {item.from_address} · {_when(item.received_local)}")
+    title = Text(f"#{item.id} · {item.from_address} · {_zoned(item.received_local)}")
     return Panel(Group(*lines), title=title, title_align="left", expand=False)
 
 
@@ -389,11 +463,11 @@ def review_show(
         out.print(headers)
     else:
         out.print(Text("(the raw message is no longer kept: no headers)", style="dim"))
-    out.print(f"size: {detail.raw_size} bytes · received {_when(item.received_local)}")
+    out.print(f"size: {detail.raw_size} bytes · received {_zoned(item.received_local)}")
     out.print(Text.assemble(("parser: ", "bold"), item.parsed))
     out.print(Text.assemble(("why:    ", "bold"), item.why or "—"))
     if detail.resolution:
-        resolved = f"{_when(detail.resolved_at)} {detail.resolution}"
+        resolved = f"{_zoned(detail.resolved_local)} {detail.resolution}".lstrip()
         out.print(Text.assemble(("resolved: ", "bold"), resolved))
     label = {"classification": "reply (quotes and signature stripped)", "body": "body"}
     title = label.get(detail.text_source, "text")
@@ -411,7 +485,11 @@ def review_resolve(
             "--as", help="What the reply means; `ignore` closes it without changing anything."
         ),
     ],
-    session: str | None = typer.Option(None, "--session", help="Deelsessie key, e.g. wonen"),
+    session: str | None = typer.Option(
+        None,
+        "--session",
+        help="Deelsessie key, e.g. wonen: one of the event's sessions (`status EVENT` lists them)",
+    ),
     companion: Annotated[
         list[str] | None,
         typer.Option(
@@ -428,10 +506,12 @@ def review_resolve(
     participant: str | None = typer.Option(
         None,
         "--participant",
-        help="Who the message is about (email or participant id), when it matched no one",
+        help="Who the message is about (e-mail address or participant id), when it matched no one",
     ),
     note: str = typer.Option("", "--note", help="Why you decided this (kept in the audit)"),
-    by: str | None = typer.Option(None, "--by", help="Your name for the audit [default: $USER]"),
+    by: str | None = typer.Option(
+        None, "--by", help="Your name for the audit \\[default: $USER]", show_default=False
+    ),
 ) -> None:
     """Decide what a reply means; the registration rules then run as if it said so."""
     if companion and no_companions:
@@ -446,25 +526,49 @@ def review_resolve(
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         participant_id = find_participant(db, participant) if participant else None
-        status = resolve_review(
-            db,
-            inbound_id,
-            as_kind=RESOLVE_KINDS[as_kind],
-            session=session,
-            actor=actor,
-            companions=companions,
-            substitute=replacement,
-            participant_id=participant_id,
-            note=note,
-        )
-        resolution = db.scalar(
-            select(InboundMessage.resolution).where(InboundMessage.id == inbound_id)
-        )
+        # A session the event does not have would be dropped silently by the rules, so it
+        # is refused here, before anything changes (as `people EVENT --session` does).
+        known_event = review_event(db, inbound_id, participant_id)
+        if session is not None:
+            session = session.strip().lower()  # the rules compare keys exactly
+            if known_event is not None:
+                session = session_key(db, known_event, session)
+        try:
+            status = resolve_review(
+                db,
+                inbound_id,
+                as_kind=RESOLVE_KINDS[as_kind],
+                session=session,
+                actor=actor,
+                companions=companions,
+                substitute=replacement,
+                participant_id=participant_id,
+                note=note,
+            )
+        except RsvpError as exc:
+            raise UserError(_name_the_option(str(exc))) from None
+        message = db.get(InboundMessage, inbound_id)
+        assert message is not None
+        if session is not None and known_event is None and message.event_id is not None:
+            # Matched only now: check the session against that event. Raising rolls the
+            # whole resolution back, so still nothing has changed.
+            matched = db.get(Event, message.event_id)
+            assert matched is not None
+            session_key(db, matched, session)
+        resolution = message.resolution
     _output().print(
         Text(
             f"message #{inbound_id} resolved as {as_kind.value} by {actor}: now {status}"
             + (f" ({resolution})" if resolution else "")
         )
+    )
+
+
+def _name_the_option(message: str) -> str:
+    """The rules ask for a `participant_id`; on the command line that is --participant."""
+    return message.replace(
+        "say which participant it is about (participant_id)",
+        "say who it is about with --participant EMAIL (or the participant id)",
     )
 
 
@@ -489,7 +593,7 @@ def _mention(text: str, option: str) -> PersonMention:
 @friendly_errors
 def people_command(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
+    event: str = EVENT_ARGUMENT,
     status: Annotated[
         list[ParticipantStatus] | None, typer.Option(help="Only these statuses (repeatable)")
     ] = None,
@@ -499,49 +603,63 @@ def people_command(
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         rows = people(db, get_event(db, event), statuses=status or (), session=session)
-    table = _table(f"People of {event}")
-    for name in (
-        "name",
-        "email",
-        "organisation",
-        "role",
-        "status",
-        "session",
-        "dietary",
-        "companion of",
-    ):
-        table.add_column(name)
-    for r in rows:
-        table.add_row(
+    _output().print(people_table(f"People of {event}", rows))
+    _output().print(plural(len(rows), "person", "people"))
+
+
+def people_table(title: str, rows: Sequence[PersonRow]) -> Table:
+    """The `people` table: addresses, statuses and session keys are kept whole."""
+    columns = ("name", "email", "organisation", "role", "status", "session", "dietary")
+    table_rows = (
+        (
             _t(r.name),
             _t(r.email),
             _t(r.organisation),
             _t(r.role),
+            # "maybe" only while still invited: a later yes or no is the answer that counts,
+            # as in `status` ("tentative (invited, said maybe)").
             _t(r.status + (" (maybe)" if r.tentative else "")),
             _t(r.session_key or ""),
             _t(r.dietary),
             _t(r.companion_of_name or ""),
         )
-    _output().print(_fold(table))
-    _output().print(f"{len(rows)} people")
+        for r in rows
+    )
+    whole = ("email", "status", "session")
+    return _grid(title, (*columns, "companion of"), table_rows, whole=whole)
 
 
-def export_records(rows: Sequence[PersonRow]) -> list[list[str]]:
-    """The export's data rows, in the order of EXPORT_HEADERS."""
+def export_records(rows: Sequence[PersonRow], language: str) -> list[list[str]]:
+    """The export's data rows, in the order of EXPORT_HEADERS, with the status values in
+    `language` (the language of the headers)."""
+    labels = _export_statuses(language)
     return [
         [
             r.name,
             r.organisation,
             r.role,
             r.email,
-            r.status,
+            labels.get(r.status, r.status),
             r.session_title or "",
             r.dietary,
             r.companion_of_name or "",
-            ", ".join(r.companions),
+            ", ".join(
+                f"{c.name} ({labels.get(c.status, c.status)})" if c.gone else c.name
+                for c in r.companions
+            ),
         ]
         for r in rows
     ]
+
+
+def export_headers(language: str) -> tuple[str, ...]:
+    """The export's column headers in the event's language (English for any other)."""
+    return EXPORT_HEADERS.get(language, EXPORT_HEADERS["en"])
+
+
+def _export_statuses(language: str) -> dict[str, str]:
+    labels = EXPORT_STATUSES.get(language, EXPORT_STATUSES["en"])
+    return {status.value: label for status, label in labels.items()}
 
 
 def csv_bytes(headers: Sequence[str], records: Sequence[Sequence[str]]) -> bytes:
@@ -589,37 +707,73 @@ def xlsx_bytes(headers: Sequence[str], records: Sequence[Sequence[str]], title: 
 @friendly_errors
 def export_command(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx")] = (ExportFormat.CSV),
+    event: str = EVENT_ARGUMENT,
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--format",
+            help="csv or xlsx \\[default: as the --output file name says (.csv, .xlsx), else csv]",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="File to write [default: <slug>-<status>-<date>.<format>]"
+            "--output",
+            "-o",
+            help="File to write \\[default: <slug>-<statuses>-<date>.<format>]",
+            show_default=False,
         ),
     ] = None,
     status: Annotated[
         list[ParticipantStatus] | None,
-        typer.Option(help="Statuses to include (repeatable) [default: registered]"),
+        typer.Option(
+            help="Statuses to include (repeatable) \\[default: registered only; add e.g. "
+            "--status registered --status offered for people with an open offer]",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    """Write the list for name badges and the attendance list (CSV for Excel, or XLSX)."""
+    """Write the list for name badges and the attendance list (CSV for Excel, or XLSX).
+
+    By default only `registered` people are in it (not `offered` ones): choose with --status.
+
+    Headers and status values are in the event's language.
+    """
     statuses = status or [ParticipantStatus.REGISTERED]
+    chosen = _export_format(fmt, output)
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         found = get_event(db, event)
         rows = people(db, found, statuses=statuses)
         slug, language = found.slug, found.language
         today = now().astimezone(event_tz(found)).date()
-    headers = EXPORT_HEADERS.get(language, EXPORT_HEADERS["en"])
-    records = export_records(rows)
+    headers = export_headers(language)
+    records = export_records(rows, language)
     status_part = "+".join(s.value for s in statuses)
-    target = output or Path(f"{slug}-{status_part}-{today.isoformat()}.{fmt.value}")
-    if fmt is ExportFormat.CSV:
+    target = output or Path(f"{slug}-{status_part}-{today.isoformat()}.{chosen.value}")
+    if chosen is ExportFormat.CSV:
         data = csv_bytes(headers, records)
     else:
         data = xlsx_bytes(headers, records, title=status_part)
     target.write_bytes(data)
-    _output().print(Text(f"wrote {len(records)} people ({status_part}) to {target}"))
+    written = plural(len(records), "person", "people")
+    _output().print(Text(f"wrote {written} ({status_part}) as {chosen.value} to {target}"))
+
+
+def _export_format(fmt: ExportFormat | None, output: Path | None) -> ExportFormat:
+    """--format, else what the --output file name says (.csv, .xlsx), else CSV; a file name
+    that says otherwise than --format is refused (Excel would not open it)."""
+    if output is None:
+        return fmt or ExportFormat.CSV
+    suffix = output.suffix.lower().lstrip(".")
+    named = next((f for f in ExportFormat if f.value == suffix), None)
+    if fmt is not None and named is not None and fmt is not named:
+        raise UserError(
+            f"--format {fmt.value} contradicts --output {output} (a .{suffix} file); leave "
+            f"--format out, or name the file {output.with_suffix('.' + fmt.value).name}"
+        )
+    return fmt or named or ExportFormat.CSV
 
 
 # --------------------------------------------------------------------------- attendance
@@ -628,7 +782,7 @@ def export_command(
 @friendly_errors
 def attendance_command(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
+    event: str = EVENT_ARGUMENT,
     present: Annotated[
         Path | None,
         typer.Option(help="Who came: one address per line, or a CSV with an email/e-mail column"),
@@ -645,9 +799,12 @@ def attendance_command(
         None,
         "--absent-rest/--no-absent-rest",
         help="Mark everyone registered but not listed as no_show "
-        "[default: on after the event has ended]",
+        "\\[default: on after the event has ended]",
+        show_default=False,
     ),
-    by: str | None = typer.Option(None, "--by", help="Your name for the audit [default: $USER]"),
+    by: str | None = typer.Option(
+        None, "--by", help="Your name for the audit \\[default: $USER]", show_default=False
+    ),
 ) -> None:
     """Mark who came (attended) and who did not (no_show); a list with problems is rejected."""
     listed: list[ListedEmail] = []
@@ -676,12 +833,9 @@ def attendance_command(
 
 
 def _changes_table(changes: Sequence[AttendanceChange]) -> Table:
-    table = _table("Attendance changes")
-    for name in ("name", "email", "was", "now"):
-        table.add_column(name)
-    for c in changes:
-        table.add_row(_t(c.name), _t(c.email), c.old_status, c.new_status)
-    return _fold(table)
+    rows = ((_t(c.name), _t(c.email), c.old_status, c.new_status) for c in changes)
+    columns = ("name", "email", "was", "now")
+    return _grid("Attendance changes", columns, rows, whole=("email",))
 
 
 # --------------------------------------------------------------------------- audit
@@ -690,29 +844,33 @@ def _changes_table(changes: Sequence[AttendanceChange]) -> Table:
 @friendly_errors
 def audit_command(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
+    event: str = EVENT_ARGUMENT,
     person: str | None = typer.Option(None, "--person", help="Only what concerns this address"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N entries"),
 ) -> None:
     """Show the audit trail: who changed what, when, why, and which message caused it."""
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
-        rows = audit_trail(db, get_event(db, event), person_email=person, limit=limit)
-    table = _table(f"Audit trail of {event}")
-    for name in ("when", "actor", "machine", "person", "change", "reason", "source message"):
-        table.add_column(name)
-    for r in rows:
-        table.add_row(
+        found = get_event(db, event)
+        zone = event_tz(found)
+        rows = audit_trail(db, found, person_email=person, limit=limit)
+    table_rows = (
+        (
             _when(r.at_local),
             _t(r.actor),
             f"{r.machine} #{r.entity_id}",
             _t(r.person_email or r.person_name or ""),
             f"{r.old_status or '∅'} → {r.new_status}",
-            _t(r.reason),
+            _t(_local_stamps(r.reason, zone)),
             _t(r.source_message_id or ""),
         )
-    _output().print(_fold(table))
-    _output().print(f"{len(rows)} entries")
+        for r in rows
+    )
+    when = _in_zone("when", zone)
+    columns = (when, "actor", "machine", "person", "change", "reason", "source message")
+    table = _grid(f"Audit trail of {event}", columns, table_rows, whole=("person",))
+    _output().print(table)
+    _output().print(plural(len(rows), "entry", "entries"))
 
 
 def register(app: typer.Typer) -> None:

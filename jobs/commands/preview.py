@@ -61,21 +61,33 @@ def register(app: typer.Typer) -> None:
 @friendly_errors
 def preview(
     ctx: typer.Context,
-    event: str = typer.Argument(..., help="The event's slug"),
-    kind: str = typer.Argument(..., help="Kind of mail: " + ", ".join(k.value for k in MailKind)),
+    event: str = typer.Argument(..., metavar="EVENT", help="The event's slug"),
+    kind: str = typer.Argument(
+        ..., metavar="KIND", help="Kind of mail: " + ", ".join(k.value for k in MailKind)
+    ),
     to: str | None = typer.Option(
-        None, "--to", help="Render for this invitee's e-mail address [default: a sample person]"
+        None,
+        "--to",
+        help="The e-mail address of someone invited to EVENT: render the mail as they would "
+        "get it (their name, status, session and language). Leave it out to render for a "
+        "sample person.",
+        show_default=False,
     ),
     lang: str | None = typer.Option(
-        None, "--lang", help="nl or en [default: the invitee's language, else the event's]"
+        None,
+        "--lang",
+        help="nl or en \\[default: the invitee's language, else the event's]",
+        show_default=False,
     ),
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Write the complete message to this .eml file instead"),
     ] = None,
 ) -> None:
-    """Show a rendered mail (headers and text; HTML and calendar parts are noted), or write it
-    as .eml. Sends nothing and changes nothing."""
+    """Show a rendered mail, or write it as .eml; sends nothing and changes nothing.
+
+    Shown are the headers and the text; HTML, calendar and attached parts are noted.
+    """
     mail_kind = _parse_kind(kind)
     if lang is not None and lang not in ("nl", "en"):
         raise UserError(f"--lang must be nl or en, not {lang!r}")
@@ -140,7 +152,10 @@ def _real_invitee(
 ) -> tuple[Person, Invitation | None, Participant | None]:
     person = db.scalar(select(Person).where(Person.email == address.strip().lower()))
     if person is None:
-        raise NotFound(f"--to {address}: nobody with that e-mail address is known")
+        raise NotFound(
+            f"--to {address}: nobody with that e-mail address is invited to {event.slug}; "
+            "--to takes an invitee of this event, or leave it out to render for a sample person"
+        )
     invitation = db.scalar(
         select(Invitation).where(Invitation.event_id == event.id, Invitation.person_id == person.id)
     )
@@ -150,7 +165,10 @@ def _real_invitee(
         )
     )
     if invitation is None and participant is None:
-        raise NotFound(f"--to {address}: {person.email} is not invited to {event.slug}")
+        raise NotFound(
+            f"--to {address}: {person.email} is not invited to {event.slug}; --to takes an "
+            "invitee of this event, or leave it out to render for a sample person"
+        )
     return person, invitation, participant
 
 

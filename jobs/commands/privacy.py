@@ -7,10 +7,25 @@ import json
 from pathlib import Path
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from db.models import Event, Participant, ParticipantStatus
 from jobs.commands.common import app_context, console, err_console
-from jobs.commands.registry import UserError, friendly_errors
-from workflows.privacy import export_person, forget_person, purge_expired
+from jobs.commands.registry import friendly_errors
+from workflows.privacy import ForgetReport, export_person, forget_person, purge_expired
+
+PS = ParticipantStatus
+# What stays of an anonymised participant row, by its status.
+_KEPT = {
+    PS.REGISTERED: "the seat stays taken",
+    PS.OFFERED: "holds the offered seat until the offer expires",
+    PS.ATTENDED: "still counted as attended",
+    PS.NO_SHOW: "still counted as not attended",
+    PS.WAITLISTED: "stays on the waitlist",
+}
+_NO_SEAT = "holds no seat"
+_PARTICIPANT_LINE = "participant rows kept anonymously"
 
 privacy_app = typer.Typer(
     help="Personal data: apply retention, export what is held about someone, forget someone.",
@@ -58,7 +73,7 @@ def purge(
 @friendly_errors
 def export(
     ctx: typer.Context,
-    email: str = typer.Argument(..., help="The person's e-mail address"),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The person's e-mail address"),
     output: Path | None = OUTPUT_OPTION,
     include_raw: bool = typer.Option(
         False, "--include-raw", help="Add the raw bytes of their messages (base64)"
@@ -80,24 +95,53 @@ def export(
 @friendly_errors
 def forget(
     ctx: typer.Context,
-    email: str = typer.Argument(..., help="The person's e-mail address"),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The person's e-mail address"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
-    by: str | None = typer.Option(None, "--by", help="Who asked for it (for the audit)"),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="Who asked for it (for the audit) \\[default: cli:$USER]",
+        show_default=False,
+    ),
 ) -> None:
     """Erase a person's data now (right to erasure); cannot be undone.
 
-    Their seat stays taken, anonymously: cancel first if they also cancel their registration.
+    A registered person's seat stays taken, anonymously: cancel first if they give it up too.
+
+    Answering no at the question changes nothing and exits with code 1.
     """
     if not yes and not typer.confirm(
         f"Anonymise {email} everywhere now? This cannot be undone", default=False
     ):
-        raise UserError("nothing changed")
+        # A deliberate no is not an error (no "error:", not code 2), but the erasure did
+        # not happen: exit 1, as typer does when the question is aborted, so that
+        # `rsvpmail privacy forget X && record-erasure X` never records one that wasn't done.
+        console.print("nothing changed")
+        raise typer.Exit(1)
     actor = by or f"cli:{_user()}"
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         report = forget_person(db, email, actor=actor)
+        lines = _forget_lines(db, report)
+    for line in lines:
+        console.print(line, markup=False)
+
+
+def _forget_lines(db: Session, report: ForgetReport) -> list[str]:
+    """The report, with what stays of each participant row said for its actual status
+    (a cancelled person's row holds no seat, so "seats stay taken" would be wrong)."""
+    rows = db.execute(
+        select(Event.slug, Participant.status)
+        .join(Event, Event.id == Participant.event_id)
+        .where(Participant.person_id == report.person_id)
+        .order_by(Event.slug, Participant.id)
+    ).all()
+    kept = [f"{_PARTICIPANT_LINE}: {len(rows)}"]
+    kept += [f"  {slug}: {status.value}, {_KEPT.get(status, _NO_SEAT)}" for slug, status in rows]
+    lines: list[str] = []
     for line in report.lines():
-        console.print(line)
+        lines.extend(kept if line.startswith(_PARTICIPANT_LINE) else [line])
+    return lines
 
 
 def _user() -> str:

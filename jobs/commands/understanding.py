@@ -19,11 +19,24 @@ from workflows.understand import understand
 @friendly_errors
 def classify(
     event: Annotated[
-        Path, typer.Option("--event", help="The event's TOML config (for its sessions).")
+        Path,
+        typer.Option(
+            "--event",
+            help="Path of the event's TOML file, e.g. events/my-event.toml (not its slug: "
+            "no database is used); its sessions and language guide the reading",
+        ),
     ],
-    files: Annotated[list[Path], typer.Argument(help="One or more .eml files.")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="One or more .eml files")],
 ) -> None:
-    """Print how each .eml file is understood: one JSON object per file per line."""
+    """Print how each .eml file is understood: one JSON object per file per line.
+
+    No database and no network: the event's sessions come from its TOML file (--event).
+    """
+    if not event.exists():
+        raise UserError(
+            f"--event {event}: no such file; --event takes the path of the event's TOML file "
+            "(e.g. events/my-event.toml), not its slug"
+        )
     try:
         cfg = load_event_config(event)
     except ConfigError as exc:
