@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +86,9 @@ class _ServiceSection:
     instance_name: str = ""
 
 
+DEFAULTS_SOURCE = "<defaults>"
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     database_url: str = ""
@@ -93,7 +96,14 @@ class ServiceSettings:
     imap: ImapSettings = ImapSettings()
     smtp: SmtpSettings = SmtpSettings()
     ticks: TickIntervals = TickIntervals()
-    source: str = "<defaults>"
+    source: str = DEFAULTS_SOURCE
+    # Where each value that is not the default came from, by "section.key": the file's
+    # path or "$VARIABLE" (see `origin`).
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def origin(self, section: str, key: str) -> str:
+        """Where `[section] key` came from: the file, "$RSVPMAIL_…", or "default"."""
+        return self.origins.get(f"{section}.{key}", "default")
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -108,18 +118,12 @@ _SECTIONS: dict[str, type[Any]] = {
 def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None) -> ServiceSettings:
     """Read the TOML file (when given) and apply environment overrides and secrets."""
     env = os.environ if env is None else env
-    source = "<defaults>" if path is None else str(path)
-    data = {} if path is None else _read_toml(Path(path), source)
-    for name, value in data.items():
-        if name not in _SECTIONS:
-            raise SettingsError(
-                f"{source}: [{name}]: unknown section (known: {', '.join(_SECTIONS)})"
-            )
-        if not isinstance(value, dict):
-            raise SettingsError(f"{source}: {name}: expected a [{name}] section")
+    source = DEFAULTS_SOURCE if path is None else str(path)
+    data = {} if path is None else _read_sections(Path(path), source)
+    origins: dict[str, str] = {}
 
     def section(name: str, cls: type[T]) -> T:
-        return _section(cls, data.get(name, {}), name, env, source)
+        return _section(cls, data.get(name, {}), name, env, source, origins)
 
     database = section("database", _DatabaseSection)
     service = section("service", _ServiceSection)
@@ -130,7 +134,31 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] | None = None)
         smtp=section("smtp", SmtpSettings),
         ticks=section("ticks", TickIntervals),
         source=source,
+        origins=origins,
     )
+
+
+def database_url_in_file(path: str | Path) -> str:
+    """The file's `[database] url` ("" when it has none), without environment overrides.
+
+    Reads only what choosing the database needs: commands that do not send or read mail
+    must not require the mail passwords' variables to be set.
+    """
+    source = str(path)
+    data = _read_sections(Path(path), source)
+    return _section(_DatabaseSection, data.get("database", {}), "database", {}, source, {}).url
+
+
+def _read_sections(path: Path, source: str) -> dict[str, Any]:
+    data = _read_toml(path, source)
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise SettingsError(
+                f"{source}: [{name}]: unknown section (known: {', '.join(_SECTIONS)})"
+            )
+        if not isinstance(value, dict):
+            raise SettingsError(f"{source}: {name}: expected a [{name}] section")
+    return data
 
 
 def _read_toml(path: Path, source: str) -> dict[str, Any]:
@@ -143,11 +171,21 @@ def _read_toml(path: Path, source: str) -> dict[str, Any]:
 
 
 def _section(
-    cls: type[T], raw: Mapping[str, Any], name: str, env: Mapping[str, str], source: str
+    cls: type[T],
+    raw: Mapping[str, Any],
+    name: str,
+    env: Mapping[str, str],
+    source: str,
+    origins: dict[str, str],
 ) -> T:
-    """One section: file values, then RSVPMAIL_<SECTION>_<KEY>, then the password variable."""
+    """One section: file values, then RSVPMAIL_<SECTION>_<KEY>, then the password variable.
+
+    Records in `origins` where each value came from, so that an error (and the SMTP server
+    a command reports) names the environment variable when one was used, not the file.
+    """
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
+    came_from: dict[str, str] = {}
     for key, value in raw.items():
         if key == "password":
             raise SettingsError(
@@ -159,20 +197,32 @@ def _section(
         if key not in known:
             raise SettingsError(f"{source}: [{name}] {key}: unknown setting")
         values[key] = value
+        came_from[key] = source
     for key in known:
-        override = env.get(f"RSVPMAIL_{name.upper()}_{key.upper()}")
+        variable = f"RSVPMAIL_{name.upper()}_{key.upper()}"
+        override = env.get(variable)
         if override is not None:
             values[key] = override
+            came_from[key] = f"${variable}"
     password_var = raw.get("password_env")
     if password_var and "password" not in values:
         if password_var not in env:
             raise SettingsError(f"{source}: [{name}] password_env: ${password_var} is not set")
         values["password"] = env[password_var]
+        came_from["password"] = f"${password_var}"
+
+    def where(key: str) -> str:
+        origin = came_from.get(key, source)
+        if origin.startswith("$"):
+            return f"environment variable {origin[1:]} (sets [{name}] {key})"
+        return f"{origin}: [{name}] {key}"
+
     defaults = cls()
     for key, value in values.items():
-        values[key] = _coerce(type(getattr(defaults, key)), value, f"{source}: [{name}] {key}")
+        values[key] = _coerce(type(getattr(defaults, key)), value, where(key))
     result = replace(defaults, **values)  # type: ignore[type-var]
-    _validate(result, name, source)
+    _validate(result, name, where)
+    origins.update({f"{name}.{key}": origin for key, origin in came_from.items()})
     return result
 
 
@@ -193,14 +243,14 @@ def _coerce(kind: type[Any], value: Any, where: str) -> Any:
         raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from exc
 
 
-def _validate(section: object, name: str, source: str) -> None:
+def _validate(section: object, name: str, where: Callable[[str], str]) -> None:
     tls = getattr(section, "tls", "none")
     if tls not in TLS_MODES:
-        raise SettingsError(f"{source}: [{name}] tls: must be one of {', '.join(TLS_MODES)}")
+        raise SettingsError(f"{where('tls')}: must be one of {', '.join(TLS_MODES)}")
     port = getattr(section, "port", 1)
     if not 0 < port < 65536:
-        raise SettingsError(f"{source}: [{name}] port: {port} is not a TCP port")
+        raise SettingsError(f"{where('port')}: {port} is not a TCP port")
     if isinstance(section, TickIntervals):
         for item in fields(section):
             if getattr(section, item.name) <= 0:
-                raise SettingsError(f"{source}: [ticks] {item.name}: must be above 0 seconds")
+                raise SettingsError(f"{where(item.name)}: must be above 0 seconds")

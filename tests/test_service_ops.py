@@ -15,6 +15,7 @@ import re
 import signal
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -500,13 +501,14 @@ def test_check_names_what_is_wrong(setup: Setup, tmp_path: Path) -> None:
                           smtp={"port": closed_port})  # fmt: skip
     env = {**setup.env, PASSWORD_VAR: "not-the-password"}
     empty_db = tmp_path / "never-migrated.db"
+    sqlite3.connect(empty_db).close()  # there, but never migrated
     code, lines = _check(broken, f"sqlite:///{empty_db}", env)
     assert code != 0
     crosses = [line for line in lines if line.startswith("✗")]
     assert len(crosses) == 3, lines
     database, imap, smtp = crosses
     assert str(empty_db) in database and "not initialised" in database
-    assert "rsvpmail db upgrade" in database
+    assert f"rsvpmail --database-url sqlite:///{empty_db} db upgrade" in database
     assert f"IMAP {setup.organiser}@{setup.stack.imap_host}:{setup.stack.imap_port}" in imap
     assert "auth" in imap.lower()  # the server's answer: authentication failed
     assert f"SMTP 127.0.0.1:{closed_port}" in smtp and "refused" in smtp.lower()
@@ -625,4 +627,5 @@ def test_a_database_url_from_the_config_is_used(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RSVPMAIL_")}
     result = CliRunner().invoke(app, ["check", "--config", str(config)], env=env)
     assert result.exit_code != 0
-    assert f"database sqlite:///{target} is not initialised" in result.output
+    assert f"no database at {target}" in result.output
+    assert f"rsvpmail -c {config} db upgrade" in result.output

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import transaction
 from db.models import OutboundStatus
-from jobs.commands.common import app_context, console
+from jobs.commands.common import CONFIG_OPTION, app_context, console, err_console, settings_for
 from jobs.commands.registry import UserError, friendly_errors
-from jobs.settings import ServiceSettings, SettingsError, load_settings
+from jobs.settings import DEFAULTS_SOURCE, ServiceSettings
 from jobs.smtp_sender import SendReport, SmtpConfigError, send_due
 from workflows.events import get_event
 from workflows.invitations import queue_invitations, summarise_selection
@@ -30,16 +30,28 @@ outbox_app = typer.Typer(help="The outbox: send what is due, list, retry.", no_a
 # never holds the database's write lock for long (replies keep being processed meanwhile).
 QUEUE_CHUNK = 100
 
-CONFIG_OPTION = typer.Option(
-    None, "--config", help="Service settings (TOML); SMTP defaults to 127.0.0.1:1025"
-)
+# The exit code when mail was due and none of it could be sent (it stays queued).
+NOTHING_SENT = 1
 
 
-def _settings(config: Path | None) -> ServiceSettings:
-    try:
-        return load_settings(config)
-    except SettingsError as exc:
-        raise UserError(str(exc)) from None
+def smtp_server(settings: ServiceSettings) -> str:
+    """`SMTP server HOST:PORT (where that came from)`, as the send commands report it."""
+    smtp = settings.smtp
+    host, port = settings.origin("smtp", "host"), settings.origin("smtp", "port")
+    if host == port == "default":
+        if settings.source == DEFAULTS_SOURCE:
+            why = "the default: no --config file given"
+        else:
+            why = f"the default: {settings.source} sets no [smtp] host or port"
+    elif host == port:
+        why = f"from {host}"
+    else:
+
+        def said(origin: str) -> str:
+            return "the default" if origin == "default" else f"from {origin}"
+
+        why = f"host {said(host)}, port {said(port)}"
+    return f"SMTP server {smtp.host}:{smtp.port} ({why})"
 
 
 def _progress() -> Progress:
@@ -67,8 +79,13 @@ def invite(
     send: bool = typer.Option(True, "--send/--no-send", help="Send right away after queueing"),
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Queue the invitation for everyone selected who has not been invited yet."""
-    factory = app_context(ctx).sessions()
+    """Queue the invitation for everyone selected who has not been invited yet.
+
+    The exit code is 1 when mail was due and none of it could be sent (it stays queued).
+    """
+    app = app_context(ctx)
+    app.use_config(ctx, config)  # its [database] url too, like `rsvpmail -c FILE invite …`
+    factory = app.sessions()
     with transaction(factory) as db:
         event = get_event(db, event_slug)
         selection = summarise_selection(db, event, batch=batch, only=only)
@@ -79,11 +96,12 @@ def invite(
         _show_example(factory, event_slug, batch, only)
         console.print(f"dry run: would queue {selection.to_queue} invitations ({skipped})")
         return
-    settings = _settings(config) if send else None
+    settings = app.settings() if send else None
     queued = _queue_in_chunks(factory, event_slug, batch, only, selection.to_queue)
     console.print(f"queued {queued} invitations ({skipped})")
     if settings is not None:
-        _send_with_progress(factory, settings)
+        report = _send_with_progress(factory, settings)
+        _exit_if_nothing_sent(report, settings)
 
 
 def _queue_in_chunks(
@@ -141,6 +159,7 @@ def _send_with_progress(factory: sessionmaker[Session], settings: ServiceSetting
     if not due:
         console.print("nothing due to send")
         return SendReport()
+    console.print(f"sending {due} through {smtp_server(settings)}", soft_wrap=True, markup=False)
     with _progress() as bar:
         task = bar.add_task("sending", total=due)
         try:
@@ -157,10 +176,45 @@ def _print_report(report: SendReport) -> None:
         + (f", not recorded {report.not_recorded}" if report.not_recorded else "")
         + f" in {report.seconds:.1f} s"
     )
-    for error in report.errors[:20]:
-        console.print(f"  {error}", markup=False)
-    if len(report.errors) > 20:
-        console.print(f"  … and {len(report.errors) - 20} more (rsvpmail outbox list EVENT)")
+    # The same error for many mails (a server that is down) is one line, with their ids.
+    by_detail: dict[str, list[str]] = {}
+    for error in report.errors:
+        mail_id, _, detail = error.partition(": ")
+        by_detail.setdefault(detail, []).append(mail_id)
+    for detail, ids in list(by_detail.items())[:20]:
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        console.print(f"  {detail} (outbox id {shown})", markup=False, soft_wrap=True)
+    if len(by_detail) > 20:
+        console.print(f"  … and {len(by_detail) - 20} more errors (rsvpmail outbox list EVENT)")
+
+
+def _exit_if_nothing_sent(report: SendReport, settings: ServiceSettings) -> None:
+    """Exit 1 when mail was due and none of it went out, saying that nothing is lost."""
+    if report.sent or not (report.retried or report.failed):
+        return
+    kept = (
+        f"{report.retried} mail(s) stay queued (nothing is lost): `rsvpmail serve` or "
+        "`rsvpmail outbox send` sends them, retrying with a growing delay, once the server "
+        "takes them"
+        if report.retried
+        else ""
+    )
+    failed = (
+        f"{report.failed} failed for good (rsvpmail outbox list EVENT --status failed)"
+        if report.failed
+        else ""
+    )
+    hint = ""
+    if settings.source == DEFAULTS_SOURCE:
+        hint = "; to use your mail server, give its settings: rsvpmail -c rsvpmail.toml …"
+    err_console.print(
+        f"error: nothing could be sent through {smtp_server(settings)}: "
+        + "; ".join(part for part in (kept, failed) if part)
+        + hint,
+        soft_wrap=True,
+        markup=False,
+    )
+    raise typer.Exit(NOTHING_SENT)
 
 
 @outbox_app.command("send")
@@ -173,12 +227,17 @@ def outbox_send(
     ),
     poll_seconds: float = typer.Option(30.0, "--poll-seconds", help="Wait between polls"),
 ) -> None:
-    """Send the mail that is due, over one SMTP connection, within the rate limit."""
+    """Send the mail that is due, over one SMTP connection, within the rate limit.
+
+    With --once the exit code is 1 when mail was due and none of it could be sent (it
+    stays queued).
+    """
     import time
 
-    settings = _settings(config)
+    settings = settings_for(ctx, config)
     factory = app_context(ctx).sessions()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    console.print(f"sending through {smtp_server(settings)}", soft_wrap=True, markup=False)
     while True:
         try:
             report = send_due(factory, settings)
@@ -187,6 +246,7 @@ def outbox_send(
         if report.handled or once:
             _print_report(report)
         if once:
+            _exit_if_nothing_sent(report, settings)
             return
         time.sleep(poll_seconds)
 

@@ -43,15 +43,20 @@ def install(app: typer.Typer) -> None:
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn expected errors into `error: …` on stderr and exit code 2 (no traceback)."""
-    from db.engine import DatabaseNotReady
+    """Turn expected errors into `error: …` on stderr and exit code 2 (no traceback).
+
+    A database URL that cannot work is one of them (DatabaseUrlError: raised only where the
+    engine is made and first connects, see common.AppContext.engine); SQLAlchemy errors
+    raised later, inside a command's work, are not: they are bugs or need their traceback.
+    """
+    from db.engine import DatabaseNotReady, DatabaseUrlError
     from workflows.errors import RsvpError
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (UserError, RsvpError, DatabaseNotReady, OSError) as exc:
+        except (UserError, RsvpError, DatabaseNotReady, DatabaseUrlError, OSError) as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
 

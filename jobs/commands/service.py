@@ -11,41 +11,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from db.engine import DatabaseNotReady, ensure_migrated
+from db.engine import DatabaseNotReady, DatabaseUrlError, display_url
+from jobs.commands.common import CONFIG_OPTION as CONFIG_OPTION  # inbox.py imports it from here
 from jobs.commands.common import app_context, console
+from jobs.commands.common import settings_for as settings_for  # and this
 from jobs.commands.registry import UserError, friendly_errors
 from jobs.locks import InstanceConflict
 from jobs.logsetup import configure_logging
-from jobs.settings import (
-    ImapSettings,
-    ServiceSettings,
-    SettingsError,
-    SmtpSettings,
-    load_settings,
-)
-
-CONFIG_OPTION = typer.Option(
-    None,
-    "--config",
-    "-c",
-    help="Service settings TOML (see rsvpmail.example.toml)",
-    envvar="RSVPMAIL_CONFIG",
-    show_envvar=True,
-)
-
-
-def settings_for(ctx: typer.Context, config: Path | None) -> ServiceSettings:
-    """Settings from the file and environment; --database-url beats the file."""
-    try:
-        settings = load_settings(config)
-    except SettingsError as exc:
-        raise UserError(str(exc)) from None
-    app = app_context(ctx)
-    explicit = ctx.find_root().params.get("database_url_option")
-    if settings.database_url and not explicit:
-        app.database_url = settings.database_url
-        app._engine = None
-    return settings
+from jobs.settings import ImapSettings, SmtpSettings
 
 
 def serve(
@@ -68,7 +41,9 @@ def serve(
     except ValueError as exc:
         raise UserError(f"--log-level: {exc}") from None
     settings = settings_for(ctx, config)
-    service = Service(settings=settings, engine=app_context(ctx).engine)
+    app = app_context(ctx)
+    app.ensure_migrated()  # a missing or old database, named with the command that fixes it
+    service = Service(settings=settings, engine=app.engine)
     try:
         if once:
             report = service.run_once()
@@ -115,14 +90,14 @@ def _report(ok: bool, what: str, detail: str) -> bool:
 
 def _check_database(ctx: typer.Context) -> bool:
     app = app_context(ctx)
-    where = app.engine.url.render_as_string(hide_password=True)
+    where = display_url(app.database_url)
     try:
-        ensure_migrated(app.engine)
-    except DatabaseNotReady as exc:
+        app.ensure_migrated()
+    except (DatabaseNotReady, DatabaseUrlError) as exc:
         return _report(False, "database", str(exc))
-    except Exception as exc:  # connection refused, bad URL, permissions …
+    except Exception as exc:  # anything else the first queries run into
         return _report(False, "database", f"{where}: cannot connect: {_first_line(exc)}")
-    return _report(True, "database", f"{where} is migrated")
+    return _report(True, "database", f"{where} is migrated ({app.database_origin})")
 
 
 def _check_imap(imap: ImapSettings) -> bool:

@@ -46,6 +46,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 def db_status(ctx: typer.Context) -> None:
     """Show the database's migration revision and the code's."""
     app = app_context(ctx)
+    console.print(f"database:          {app.describe_database()}")
     console.print(f"database revision: {current_revision(app.engine) or 'none'}")
     console.print(f"code revision:     {head_revision()}")
 
