@@ -106,7 +106,7 @@ def forget(
 ) -> None:
     """Erase a person's data now (right to erasure); cannot be undone.
 
-    A registered person's seat stays taken, anonymously: cancel first if they give it up too.
+    A registered seat stays taken: cancel first if they give it up (`answer … --as cancel`).
 
     Answering no at the question changes nothing and exits with code 1.
     """
