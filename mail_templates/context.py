@@ -14,8 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, object_session
 
-from db.models import Event, Invitation, Participant, Person
+from db.models import Event, Invitation, Participant, ParticipantStatus, Person
+from workflows.clock import now
 from workflows.event_config import EventConfig
 from workflows.outbox import MailKind
 from workflows.tokens import text_marker
@@ -41,7 +44,55 @@ KIND_EXTRAS: Mapping[MailKind, Mapping[str, Any]] = {
     MailKind.QUESTION_FORWARDED: {"question_text": "", "from_name": "", "from_email": ""},
     MailKind.UNSUBSCRIBE_ACK: {"organiser": ""},
     MailKind.REMINDER: {"days_before": None},
-    MailKind.ORGANISER_NOTICE: {"subject": "", "lines": []},
+    MailKind.ORGANISER_NOTICE: {"notice": "", "subject": "", "lines": []},
+    # None: the registered companions of the participant, looked up (see _companions).
+    MailKind.REGISTRATION_CONFIRMED: {"companions": None},
+}
+
+# Organiser notices: the rules pass `notice` (which one) and its facts; the template
+# (<lang>/_notices.txt.j2) writes subject and lines in the event's language. The facts each
+# notice reads, with defaults so a caller that leaves one out still gets a sensible mail.
+# Datetimes are formatted like every other date (format_moment). A notice without `notice`
+# shows the caller's own `subject` and `lines` as given (previews, one-off messages).
+NOTICE_FACTS: Mapping[str, Mapping[str, Any]] = {
+    # inbound: a permanent bounce of mail to an invitee
+    "undeliverable": {"name": "", "email": "", "reason": ""},
+    # registration: a "ja" after the deadline, put on the waitlist (late policy "waitlist")
+    "late_acceptance": {
+        "name": "",
+        "email": "",
+        "party_size": 1,
+        "position": None,
+        "seats_free": 0,
+    },
+    # registration: a waiting party was offered seats but its head has no e-mail address
+    "offer_unreachable": {"name": "", "party_size": 1, "expires_at": None},
+    # registration: seats freed when no automatic offers are made (after the deadline, or
+    # within `no_offers_within_hours` of the start: after_deadline False)
+    "seats_freed": {
+        "name": "",
+        "email": "",
+        "count": 1,
+        "status": "",
+        "seats_free": 0,
+        "waiting": 0,
+        "after_deadline": True,
+    },
+    # timeline: the summary at the registration deadline
+    "registration_closed": {
+        "registered": 0,
+        "companions": 0,
+        "waitlisted": 0,
+        "offered": 0,
+        "declined": 0,
+        "cancelled": 0,
+        "expired": 0,
+        "no_answer": 0,
+        "capacity": 0,
+        "seats_free": 0,
+    },
+    # outbox: the daily cap on automatic answers to one address was reached
+    "loop_brake": {"sender": "", "cap": 0},
 }
 
 _FREE_PRICES = {"", "gratis", "kosteloos", "free", "free of charge", "0", "€0", "€ 0"}
@@ -65,10 +116,15 @@ def format_day(moment: datetime, tz: ZoneInfo, lang: str) -> str:
     return format_date(moment.astimezone(tz), "EEEE d MMMM y", locale=BABEL_LOCALES[lang])
 
 
+def _is_end_of_day(moment: datetime, tz: ZoneInfo) -> bool:
+    local = moment.astimezone(tz)
+    return (local.hour, local.minute) >= (23, 59)
+
+
 def format_deadline(moment: datetime, tz: ZoneInfo, lang: str) -> str:
     """A deadline at the end of a day is just that day; otherwise day and time."""
     local = moment.astimezone(tz)
-    if (local.hour, local.minute) >= (23, 59):
+    if _is_end_of_day(local, tz):
         return format_day(local, tz, lang)
     return format_moment(local, tz, lang) + (" uur" if lang == "nl" else "")
 
@@ -106,14 +162,27 @@ def build_context(
         "marker": text_marker(token) if token else None,
         "reply_address": reply_address,
         "has_calendar": has_calendar,
+        # Whether an answer now is still in time (templates must not ask for one by a
+        # deadline that has passed).
+        "registration_open": now() <= cfg.registration_deadline,
         "for_invitee": kind not in ORGANISER_KINDS,
-        "extra": _extras(kind, extra),
+        "extra": _extras(kind, extra, participant, cfg, lang),
     }
 
 
-def _extras(kind: MailKind, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _extras(
+    kind: MailKind,
+    extra: Mapping[str, Any],
+    participant: Participant | None,
+    cfg: EventConfig,
+    lang: str,
+) -> dict[str, Any]:
     """The caller's extras over the kind's defaults, with list/text shapes made dependable."""
     values = {**KIND_EXTRAS.get(kind, {}), **extra}
+    if kind is MailKind.ORGANISER_NOTICE:
+        values = _notice_facts(values, cfg, lang)
+    if "companions" in values and kind is MailKind.REGISTRATION_CONFIRMED:
+        values["companions"] = _companions(values["companions"], participant)
     lines = values.get("lines")
     if isinstance(lines, str):
         values["lines"] = [lines]
@@ -123,6 +192,60 @@ def _extras(kind: MailKind, extra: Mapping[str, Any]) -> dict[str, Any]:
         if key in values and values[key] is None:
             values[key] = ""
     return values
+
+
+def _notice_facts(values: dict[str, Any], cfg: EventConfig, lang: str) -> dict[str, Any]:
+    """An organiser notice's facts over its defaults; dates formatted, texts on one line
+    (a notice line is one line, whatever a bounce or a name brought along)."""
+    notice = str(values.get("notice") or "")
+    values = {**NOTICE_FACTS.get(notice, {}), **values, "notice": notice}
+    for key, value in values.items():
+        if isinstance(value, datetime):
+            values[key] = format_moment(value, cfg.tz, lang)
+        elif isinstance(value, str) and key != "notice":
+            values[key] = " ".join(value.split())
+    return values
+
+
+def _companions(given: Any, participant: Participant | None) -> list[dict[str, Any]]:
+    """The colleagues registered along with `participant`: [{name, email, has_email}].
+
+    Callers may pass them (names, or dicts with those keys); otherwise they are the
+    participant's registered companions, read through the participant's own database
+    session — the one query a template's context makes, and only for this kind.
+    """
+    if given is not None:
+        return [
+            {"name": c, "email": "", "has_email": True}
+            if isinstance(c, str)
+            else {"name": "", "email": "", "has_email": True, **c}
+            for c in given
+        ]
+    db = object_session(participant) if participant is not None else None
+    if db is None or participant is None or participant.id is None:
+        return []
+    rows = db.scalars(
+        select(Participant)
+        .options(joinedload(Participant.person))
+        .where(
+            Participant.companion_of_id == participant.id,
+            Participant.status == ParticipantStatus.REGISTERED,
+        )
+        .order_by(Participant.id)
+    )
+    companions = []
+    for row in rows:
+        who = row.person
+        # Placeholder people (named without an address) have an address under .invalid.
+        has_email = who is not None and not who.email.endswith(".invalid")
+        companions.append(
+            {
+                "name": (who.name if who is not None else "") or "",
+                "email": who.email if has_email else "",
+                "has_email": has_email,
+            }
+        )
+    return companions
 
 
 # What templates see of an event, per config object and language: the same for every mail
@@ -177,6 +300,8 @@ def _format_event(cfg: EventConfig, lang: str) -> dict[str, Any]:
         "companions_welcome": cfg.companions_welcome and cfg.max_companions > 0,
         "max_companions": cfg.max_companions,
         "deadline": format_deadline(cfg.registration_deadline, tz, lang),
+        # True when `deadline` is a whole day (23:59): "tot en met" it rather than "tot" it.
+        "deadline_is_day": _is_end_of_day(cfg.registration_deadline, tz),
         "deadline_date": format_day(cfg.registration_deadline, tz, lang),
         "contact_name": cfg.contact_name,
         "contact_email": cfg.contact_email,

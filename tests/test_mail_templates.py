@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import os
 import re
 import shutil
@@ -189,7 +190,13 @@ def scenario(world: World, kind: MailKind, lang: str) -> EmailMessage:
     p = lambda status, **kw: _participant(world, inv, status, **kw)  # noqa: E731
     if kind == MailKind.INVITATION:
         return build(world, kind, inv, participant=p(ParticipantStatus.INVITED))
-    if kind in (MailKind.REGISTRATION_CONFIRMED, MailKind.SESSION_CONFIRMED):
+    if kind == MailKind.REGISTRATION_CONFIRMED:
+        # Registered with a colleague ("met mijn collega Karin Smit"), who is named.
+        colleague = {"name": world.karin.person.name, "has_email": True}
+        return build(
+            world, kind, inv, participant=p(reg, session="wonen"), extra={"companions": [colleague]}
+        )
+    if kind == MailKind.SESSION_CONFIRMED:
         return build(world, kind, inv, participant=p(reg, session="wonen"))
     if kind == MailKind.COMPANION_CONFIRMED:
         head = p(reg, session="wonen")
@@ -291,13 +298,7 @@ def scenario(world: World, kind: MailKind, lang: str) -> EmailMessage:
             person=None,
             recipient=world.event.contact_email,
             event=_event_in_language(world, lang),
-            extra={
-                "subject": "Plaats vrijgekomen na de deadline",
-                "lines": [
-                    "Lotte El Amrani heeft afgezegd.",
-                    "Er staat niemand meer op de wachtlijst.",
-                ],
-            },
+            extra=NOTICES["seats_freed"],
         )
     raise AssertionError(f"no scenario for {kind}")
 
@@ -310,6 +311,55 @@ ORIGINAL = (
     b"\r\n"
     b"Is er parkeergelegenheid?\r\nEn kan ik later komen?\r\n"
 )
+
+
+# One example of every organiser notice, with the facts the rules pass.
+NOTICES: dict[str, dict[str, Any]] = {
+    "undeliverable": {
+        "notice": "undeliverable",
+        "name": "Lotte El Amrani",
+        "email": "l.elamrani@zwaanshoek.example",
+        "reason": "550 5.1.1 Recipient address rejected",
+    },
+    "late_acceptance": {
+        "notice": "late_acceptance",
+        "name": "Lotte El Amrani",
+        "email": "l.elamrani@zwaanshoek.example",
+        "party_size": 2,
+        "position": 4,
+        "seats_free": 1,
+    },
+    "offer_unreachable": {
+        "notice": "offer_unreachable",
+        "name": "Jan de Boer",
+        "party_size": 1,
+        "expires_at": datetime(2023, 1, 12, 9, 0, tzinfo=UTC),
+    },
+    "seats_freed": {
+        "notice": "seats_freed",
+        "name": "Lotte El Amrani",
+        "email": "l.elamrani@zwaanshoek.example",
+        "count": 1,
+        "status": "cancelled",
+        "seats_free": 1,
+        "waiting": 0,
+        "after_deadline": True,
+    },
+    "registration_closed": {
+        "notice": "registration_closed",
+        "registered": 3,
+        "companions": 1,
+        "waitlisted": 1,
+        "offered": 0,
+        "declined": 2,
+        "cancelled": 1,
+        "expired": 0,
+        "no_answer": 1,
+        "capacity": 40,
+        "seats_free": 37,
+    },
+    "loop_brake": {"notice": "loop_brake", "sender": "robot@zwaanshoek.example", "cap": 5},
+}
 
 
 def _in_language(person: Person, lang: str) -> Person:
@@ -353,7 +403,8 @@ def snapshot_text(msg: EmailMessage) -> str:
         _part(msg, "text/plain").get_content().rstrip("\n"),
         "",
         "======== HTML (as text) ========",
-        converter.handle(html).strip("\n"),
+        # html2text ends every list with three blank lines the mail itself does not have.
+        re.sub(r"\n{3,}", "\n\n", converter.handle(html)).strip("\n"),
         "",
     ]
     return "\n".join(lines)
@@ -665,6 +716,321 @@ def test_missing_extras_fall_back_to_defaults(world: World) -> None:
     assert "- één regel" in _part(notice, "text/plain").get_content()
 
 
+# --- wording: organiser notices ------------------------------------------------------------
+
+
+def _notice(world: World, lang: str, extra: dict[str, Any]) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of an organiser notice for an event in `lang`."""
+    msg = build(
+        world,
+        MailKind.ORGANISER_NOTICE,
+        None,
+        person=None,
+        recipient=world.event.contact_email,
+        event=_event_in_language(world, lang),
+        extra=extra,
+    )
+    return msg["Subject"], _part(msg, "text/plain").get_content(), _html(msg)
+
+
+# Words of the former hard-coded English notices, which must not turn up in a Dutch one.
+ENGLISH = re.compile(
+    r"\b(seat|seats|seat\(s\)|undeliverable|waitlist|late acceptance|accepted|offer|offers|"
+    r"party of|deadline|by hand|notice|free now|people waiting)\b",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("name", list(NOTICES))
+def test_organiser_notices_are_written_in_the_events_language(world: World, name: str) -> None:
+    subject, text, html = _notice(world, "nl", NOTICES[name])
+    assert not ENGLISH.search(subject + text), f"English in a Dutch notice:\n{subject}\n{text}"
+    assert "Dit is een melding van het aanmeldsysteem" in text
+    english_subject, english_text, _ = _notice(world, "en", NOTICES[name])
+    assert "This is a notice from the registration system" in english_text
+    assert english_subject != subject
+    # Every line of the notice is a bullet in both parts; names and addresses are escaped.
+    bullets = [line for line in text.splitlines() if line.startswith("- ")]
+    assert bullets and len(bullets) == html.count("<li")
+    assert "<l.elamrani@" not in html
+
+
+def test_freed_seats_are_counted_in_good_dutch_and_english(world: World) -> None:
+    one = NOTICES["seats_freed"]
+    subject, text, _ = _notice(world, "nl", one)
+    assert subject.startswith("1 plaats vrijgekomen: Lotte El Amrani – ")
+    assert "Daardoor is er 1 plaats vrijgekomen." in text
+    assert "Op dit moment is er 1 plaats vrij; op de wachtlijst staat niemand." in text
+    assert "Na sluiting van de aanmelding worden vrijgekomen plaatsen niet automatisch" in text
+
+    two = {**one, "count": 2, "status": "expired", "seats_free": 2, "waiting": 3}
+    subject, text, _ = _notice(world, "nl", {**two, "after_deadline": False})
+    assert subject.startswith("2 plaatsen vrijgekomen: Lotte El Amrani – ")
+    assert "Daardoor zijn er 2 plaatsen vrijgekomen." in text
+    assert "zijn er 2 plaatsen vrij; op de wachtlijst staan 3 personen." in text
+    assert "Zo kort voor het begin van de bijeenkomst worden" in text
+    assert "Wilt u de plaatsen toch vergeven" in text
+
+    subject, text, _ = _notice(world, "en", one)
+    assert subject.startswith("1 place freed: Lotte El Amrani – ")
+    assert "so 1 place has become free." in text
+    subject, text, _ = _notice(world, "en", two)
+    assert subject.startswith("2 places freed: ")
+    assert "so 2 places have become free." in text
+
+
+def test_notice_dates_are_written_out_like_every_other_date(world: World) -> None:
+    _, closed, _ = _notice(world, "nl", NOTICES["registration_closed"])
+    assert "aanmelden kon tot en met woensdag 25 januari 2023." in closed
+    assert "25-01-2023" not in closed
+    assert "Aangemeld: 3 (onder wie 1 meegebrachte collega)" in closed
+    _, unreachable, _ = _notice(world, "nl", NOTICES["offer_unreachable"])
+    assert "geldig tot donderdag 12 januari 2023, 10:00 uur." in unreachable
+    _, english, _ = _notice(world, "en", NOTICES["registration_closed"])
+    assert "the deadline was Wednesday 25 January 2023." in english
+
+
+def test_loop_brake_notice_counts_one_answer_in_the_singular(world: World) -> None:
+    _, text, _ = _notice(world, "nl", {**NOTICES["loop_brake"], "cap": 1})
+    assert "heeft vandaag al 1 automatisch antwoord van het aanmeldsysteem gekregen." in text
+    _, text, _ = _notice(world, "en", NOTICES["loop_brake"])
+    assert "has already received 5 automatic replies" in text
+
+
+# --- wording: what is true for any event ---------------------------------------------------
+
+
+def test_registration_confirmation_names_the_colleagues_registered_along(world: World) -> None:
+    # Read from the database when the rules pass nothing: Lotte registered with Karin.
+    head, karin = (_stored_participant(world, inv) for inv in (world.lotte, world.karin))
+    head.status = karin.status = ParticipantStatus.REGISTERED
+    karin.companion_of = head
+    guest = make_person(world.db, "guest-x@no-address.rsvpmail.invalid", "Jan de Boer")
+    world.db.flush()
+    try:
+        text = _part(
+            build(world, MailKind.REGISTRATION_CONFIRMED, world.lotte, participant=head),
+            "text/plain",
+        ).get_content()
+        assert (
+            "Ook uw collega Karin Smit is aangemeld en ontvangt van ons een eigen bevestiging."
+            in text
+        )
+        # A colleague named without an address gets no mail: the inviter is asked to pass it on.
+        world.db.add(
+            Participant(
+                event=world.event,
+                person=guest,
+                status=ParticipantStatus.REGISTERED,
+                companion_of=head,
+            )
+        )
+        world.db.flush()
+        msg = build(world, MailKind.REGISTRATION_CONFIRMED, world.lotte, participant=head)
+        text = _part(msg, "text/plain").get_content()
+        assert (
+            "Ook uw collega's Karin Smit en Jan de Boer zijn aangemeld. Karin Smit ontvangt van "
+            "ons een eigen bevestiging. Van Jan de Boer hebben wij geen e-mailadres; wilt u deze "
+            "bevestiging doorsturen?"
+        ) in text
+        assert "Karin Smit en Jan de Boer zijn aangemeld" in _html(msg)
+    finally:
+        world.db.rollback()
+    alone = build(
+        world,
+        MailKind.REGISTRATION_CONFIRMED,
+        world.lotte,
+        participant=_participant(world, world.lotte, ParticipantStatus.REGISTERED),
+    )
+    assert (
+        "collega"
+        not in _part(alone, "text/plain").get_content().split("--")[0].split("Heeft u vragen?")[0]
+    )
+
+
+def _stored_participant(world: World, invitation: Invitation) -> Participant:
+    return world.db.scalars(
+        select(Participant).where(
+            Participant.event_id == world.event.id,
+            Participant.person_id == invitation.person_id,
+        )
+    ).one()
+
+
+def _bare_event(world: World) -> Event:
+    """An event without deelsessies, programme, description, materials or survey."""
+    return make_event(
+        world.db,
+        slug="zonder-deelsessies",
+        sessions=(),
+        programme=(),
+        materials=(),
+        description="",
+        survey_url="",
+    )
+
+
+def test_an_event_without_sessions_or_materials_promises_neither(world: World) -> None:
+    event = _bare_event(world)
+    try:
+        for kind in MailKind:
+            if kind in (MailKind.CHOOSE_SESSION, MailKind.SESSION_CONFIRMED):
+                continue  # only sent when the event has deelsessies
+            for lang in ("nl", "en"):
+                text = _body(_variant(world, kind, lang, event=event))
+                assert not re.search(r"deelsessie|\bsession", text, re.IGNORECASE), (kind, text)
+                assert not re.search(r"materia|presentati|verslag|report", text), (kind, text)
+    finally:
+        world.db.rollback()
+
+
+def test_no_text_written_for_the_first_event_only(world: World) -> None:
+    for kind in MailKind:
+        for lang in ("nl", "en"):
+            # The event's own description may say anything; the templates may not.
+            description = event_config(world.event).description.strip()
+            text = _body(scenario(world, kind, lang)).replace(description, "")
+            for phrase in (
+                "de wijk in",
+                "in de wijk is besproken",
+                "eigen gemeente",
+                "de presentaties en het verslag",
+                "neighbourhood",
+                "own municipality",
+                "presentations and the report",
+            ):
+                assert phrase not in text, (kind, lang, phrase)
+
+
+def test_cancellation_promises_no_seat_to_the_waitlist(world: World) -> None:
+    for inv in (world.lotte, world.alex):
+        for extra in ({"party_size": 1}, {"party_size": 2, "inviter_name": "Lotte El Amrani"}):
+            msg = build(world, MailKind.CANCELLATION_CONFIRMED, inv, extra=extra)
+            text = _body(msg)
+            assert "wachtlijst" not in text and "waiting list" not in text
+
+
+def test_declined_after_the_deadline_is_not_asked_to_answer_by_it(world: World) -> None:
+    msg = build(world, MailKind.DECLINED_ACK, world.lotte)
+    assert "Laat het ons dan uiterlijk woensdag 25 januari 2023 weten." in _body(msg)
+    with time_machine.travel(datetime(2023, 1, 27, 9, 0, tzinfo=UTC), tick=False):
+        late = build(world, MailKind.DECLINED_ACK, world.lotte)
+    assert "uiterlijk" not in _body(late)
+
+
+# --- layout: paragraphs and quotes -----------------------------------------------------------
+
+
+def _variant(
+    world: World,
+    kind: MailKind,
+    lang: str,
+    *,
+    event: Event | None = None,
+    extra: dict[str, Any] | None = None,
+    session: str | None = None,
+) -> EmailMessage:
+    """Mail `kind` in `lang` for the given event and extras (participant without a session
+    unless one is named)."""
+    if kind in (MailKind.ORGANISER_NOTICE, MailKind.QUESTION_FORWARDED):
+        return build(
+            world,
+            kind,
+            None,
+            person=None,
+            recipient=world.event.contact_email,
+            event=event or _event_in_language(world, lang),
+            extra=extra or {},
+        )
+    inv = world.lotte if lang == "nl" else world.alex
+    participant = _participant(world, inv, ParticipantStatus.REGISTERED, session=session)
+    return build(world, kind, inv, participant=participant, event=event, extra=extra)
+
+
+def _variants(world: World) -> Iterator[tuple[str, EmailMessage]]:
+    """Every kind in both languages, in its typical scenario and in the other branches its
+    templates have, for the example event and for one without deelsessies."""
+    for lang in ("nl", "en"):
+        for kind in MailKind:
+            yield f"{lang} {kind.value}", scenario(world, kind, lang)
+            yield f"{lang} {kind.value} (no session)", _variant(world, kind, lang)
+        branches: list[tuple[MailKind, dict[str, Any]]] = [
+            (MailKind.DECLINED_ACK, {"substitute_name": "Karin Smit"}),
+            (MailKind.CANCELLATION_CONFIRMED, {"party_size": 2, "inviter_name": "Lotte"}),
+            (MailKind.CANCELLATION_CONFIRMED, {"party_size": 3}),
+            (MailKind.WAITLISTED, {"position": 2, "late": True}),
+            (MailKind.SUBSTITUTE_CONFIRMED, {"replaces_name": "Lotte", "waitlisted": True}),
+            (MailKind.SUBSTITUTE_CONFIRMED, {"waitlisted": False}),
+            (MailKind.SEAT_OFFERED, {"party_size": 1}),
+            (MailKind.SEAT_OFFERED, {"party_size": 3}),
+            (MailKind.REMINDER, {"days_before": 0}),
+            (MailKind.REMINDER, {"days_before": 7}),
+            (MailKind.REMINDER, {"days_before": None}),
+            (
+                MailKind.REGISTRATION_CONFIRMED,
+                {
+                    "companions": [
+                        {"name": "Karin Smit", "has_email": True},
+                        {"name": "Jan de Boer", "has_email": False},
+                    ]
+                },
+            ),
+            (MailKind.ORGANISER_NOTICE, {"subject": "Eigen melding", "lines": ["Regel."]}),
+            (MailKind.ORGANISER_NOTICE, {}),
+            *((MailKind.ORGANISER_NOTICE, facts) for facts in NOTICES.values()),
+        ]
+        for kind, extra in branches:
+            yield f"{lang} {kind.value} {extra}", _variant(world, kind, lang, extra=extra)
+    event = _bare_event(world)
+    try:
+        for lang in ("nl", "en"):
+            for kind in MailKind:
+                yield f"{lang} {kind.value} (bare event)", _variant(world, kind, lang, event=event)
+    finally:
+        world.db.rollback()
+
+
+def paragraph_problems(text: str) -> list[str]:
+    """Where the plain text does not have exactly one blank line between paragraphs.
+
+    A paragraph is a run of lines; a line ending a sentence must be followed by a blank
+    line, unless what follows belongs to it (a list, a quoted question, a link).
+    """
+    body = text.split("\n--\n")[0]  # the footer's lines belong together
+    problems = [f"{m.group(0)!r}: more than one blank line" for m in re.finditer(r"\n\n\n+", body)]
+    lines = body.split("\n")
+    for line, following in itertools.pairwise(lines):
+        if not line.strip() or not following.strip():
+            continue
+        if line.rstrip()[-1] in ".?!" and not following.startswith(("- ", "> ", "http")):
+            problems.append(f"no blank line between {line[-40:]!r} and {following[:40]!r}")
+    problems += [
+        f"no space after a sentence: {m.group(0)!r}" for m in re.finditer(r"[a-z][.?!][A-Z]", body)
+    ]
+    return problems
+
+
+def test_exactly_one_blank_line_between_paragraphs_in_every_mail(world: World) -> None:
+    problems = []
+    for name, msg in _variants(world):
+        problems += [
+            f"{name}: {p}" for p in paragraph_problems(_part(msg, "text/plain").get_content())
+        ]
+        html = _part(msg, "text/html").get_content()
+        problems += [f"{name}: empty paragraph" for _ in re.finditer(r"<p[^>]*>\s*</p>", html)]
+    assert not problems, "\n".join(problems)
+
+
+def test_one_quotation_style(world: World) -> None:
+    # Words to type and examples are quoted ‘like this’, in the text and the HTML alike.
+    for name, msg in _variants(world):
+        for content_type in ("text/plain", "text/html"):
+            content = _part(msg, content_type).get_content()
+            if content_type == "text/html":
+                content = re.sub(r"<[^>]*>", "", content)  # attributes use "
+            assert not re.search(r"[\"“”]", content), (name, content_type)
+
+
 def _context(world: World, kind: MailKind, lang: str) -> dict[str, Any]:
     """What the templates of `kind` see, for Lotte (context as build_message makes it)."""
     return build_context(
@@ -809,3 +1175,12 @@ def _part(msg: email.message.Message, content_type: str) -> EmailMessage:
 
 def _has_part(msg: email.message.Message, content_type: str) -> bool:
     return any(p.get_content_type() == content_type for p in msg.walk())
+
+
+def _body(msg: email.message.Message) -> str:
+    """The plain text without the footer."""
+    return str(_part(msg, "text/plain").get_content()).split("\n--\n")[0]
+
+
+def _html(msg: email.message.Message) -> str:
+    return str(_part(msg, "text/html").get_content())

@@ -524,7 +524,7 @@ def test_deadline_notice_once_with_the_counts(
     assert notice.recipient == event.contact_email
     body = body_of(notice)
     for line in (
-        "Aangemeld: 3 (waarvan 1 introducés)",
+        "Aangemeld: 3 (onder wie 1 meegebrachte collega)",
         "Wachtlijst: 1",
         "Geen antwoord: 1",
         f"vrije plaatsen: {event.capacity - 3}",

@@ -717,13 +717,12 @@ def _bounce(db: Session, inbound: InboundMessage, u: Understanding) -> Decision:
             db,
             invitation.event,
             key=f"organiser_notice:bounce:{invitation.id}",
-            subject=f"Undeliverable: {invitation.person.email}",
-            lines=[
-                f"Mail to {invitation.person.name or invitation.person.email} "
-                f"<{invitation.person.email}> could not be delivered: {reason}",
-                "Correct the address in the invitee list and import it again, "
-                "or contact them another way.",
-            ],
+            notice="undeliverable",
+            facts={
+                "name": invitation.person.name,
+                "email": invitation.person.email,
+                "reason": reason,
+            },
         )
         marked.append(invitation.person.email)
     if not marked:

@@ -261,15 +261,8 @@ def _report_loop(db: Session, event: Event, sender: str, cap: int, day: str) -> 
         event=event,
         person=None,
         recipient=event.contact_email,
-        extra={
-            "subject": f"Automatische antwoorden aan {sender} gestopt",
-            "lines": [
-                f"{sender} kreeg vandaag al {cap} automatische antwoorden van rsvpmail.",
-                "Verdere antwoorden aan dit adres worden vandaag niet verstuurd; "
-                "mogelijk antwoorden twee systemen elkaar automatisch.",
-                "Berichten van dit adres worden wel gelezen en verwerkt.",
-            ],
-        },
+        # Written by the template in the event's language (mail_templates/*/_notices.txt.j2).
+        extra={"notice": "loop_brake", "sender": sender, "cap": cap},
     )
 
 

@@ -68,7 +68,7 @@ registration_closed      (none)
 question_forwarded       question_text; from_name; from_email  (+ original.eml attached)
 question_ack             (none)
 unsubscribe_ack          organiser
-organiser_notice         subject; lines (list of str)
+organiser_notice         notice and its facts (mail_templates.context.NOTICE_FACTS)
 reminder                 days_before            (queued by the reminder job, not here)
 =======================  ==================================================================
 """
@@ -232,10 +232,15 @@ def notify_organiser(
     event: Event,
     *,
     key: str,
-    subject: str,
-    lines: Sequence[str],
+    notice: str,
+    facts: Mapping[str, Any],
     attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> None:
+    """Queue organiser notice `notice` with its facts to the event's contact person.
+
+    The template writes it in the event's language (mail_templates/<lang>/_notices.txt.j2;
+    the notices and their facts are listed in mail_templates.context.NOTICE_FACTS).
+    """
     queue_mail(
         db,
         key=key,
@@ -243,7 +248,7 @@ def notify_organiser(
         event=event,
         person=None,
         recipient=event.contact_email,
-        extra={"subject": subject, "lines": list(lines)},
+        extra={**facts, "notice": notice},
         in_reply_to=None,
         attachments=attachments,
     )
@@ -437,13 +442,14 @@ def place_party(
             db,
             event,
             key=f"organiser_notice:late:{head.id}:{ctx.stamp}",
-            subject=f"Late acceptance waitlisted: {_name(head.person)}",
-            lines=[
-                f"{_name(head.person)} <{head.person.email}> accepted after the deadline "
-                f"(party of {len(party)}) and was put on the waitlist at position {position}.",
-                f"Seats free: {seats.seats_left(db, event)}. No offers go out after the deadline;"
-                " register them by hand if there is room.",
-            ],
+            notice="late_acceptance",
+            facts={
+                "name": head.person.name,
+                "email": head.person.email if has_mailbox(head.person) else "",
+                "party_size": len(party),
+                "position": position,
+                "seats_free": seats.seats_left(db, event),
+            },
         )
     return Outcome(f"waitlisted at position {position} (party of {len(party)}, {why})")
 
@@ -1056,11 +1062,8 @@ def _offer_mail(
         ctx.db,
         ctx.event,
         key=f"organiser_notice:offer-unreachable:{head.id}:{seq}",
-        subject=f"Seat offered to {_name(head.person)}, who has no e-mail address",
-        lines=[
-            f"{_name(head.person)} (party of {len(party)}) was offered a seat until "
-            f"{until.isoformat()}, but rsvpmail has no address for them. Please contact them.",
-        ],
+        notice="offer_unreachable",
+        facts={"name": head.person.name, "party_size": len(party), "expires_at": until},
     )
 
 
@@ -1075,14 +1078,16 @@ def _report_freed_seats(ctx: ReplyContext, freed: Sequence[Participant], cause: 
         db,
         event,
         key=f"organiser_notice:seat_freed:{head.id}:{cause}",
-        subject=f"{len(freed)} seat(s) freed: {_name(head.person)}",
-        lines=[
-            f"{len(freed)} seat(s) were freed by {_name(head.person)} <{head.person.email}> "
-            f"({head.status.value}).",
-            f"Seats free now: {seats.seats_left(db, event)}; people waiting: {waiting_count}.",
-            "No automatic offers are made after the registration deadline or this close to "
-            "the start; offer the seat by hand if you want to.",
-        ],
+        notice="seats_freed",
+        facts={
+            "name": head.person.name,
+            "email": head.person.email if has_mailbox(head.person) else "",
+            "count": len(freed),
+            "status": head.status.value,
+            "seats_free": seats.seats_left(db, event),
+            "waiting": waiting_count,
+            "after_deadline": ctx.at > event.registration_deadline,
+        },
     )
 
 

@@ -314,40 +314,22 @@ def _status_counts(db: Session, event: Event) -> StatusCounts:
 
 
 def deadline_summary(event: Event, counts: StatusCounts) -> dict[str, object]:
-    """`subject` and `lines` of the deadline notice, in the event's language (the template
-    adds the event's title to both)."""
-    deadline = event.registration_deadline.astimezone(ZoneInfo(event.timezone))
-    when = deadline.strftime("%d-%m-%Y %H:%M")
+    """The facts of the deadline notice (`extra` of organiser_notice "registration_closed");
+    the template writes subject and lines in the event's language, with the event's title
+    and its deadline formatted like every other date."""
     seats_taken = counts[P.REGISTERED] + counts[P.OFFERED]
-    free = max(event.capacity - seats_taken, 0)
-    if event.language == "en":
-        return {
-            "subject": "Registration closed",
-            "lines": [
-                f"Registration closed on {when}.",
-                f"Registered: {counts[P.REGISTERED]} "
-                f"(of whom {counts.companions_registered} companions)",
-                f"Waitlist: {counts[P.WAITLISTED]}",
-                f"Open seat offers: {counts[P.OFFERED]}",
-                f"Declined: {counts[P.DECLINED]}; cancelled: {counts[P.CANCELLED]}; "
-                f"offer expired: {counts[P.EXPIRED]}",
-                f"No answer: {counts[P.INVITED]}",
-                f"Capacity: {event.capacity}; seats free: {free}",
-            ],
-        }
     return {
-        "subject": "Aanmelding gesloten",
-        "lines": [
-            f"De aanmelding is gesloten op {when}.",
-            f"Aangemeld: {counts[P.REGISTERED]} "
-            f"(waarvan {counts.companions_registered} introducés)",
-            f"Wachtlijst: {counts[P.WAITLISTED]}",
-            f"Openstaande plaatsaanbiedingen: {counts[P.OFFERED]}",
-            f"Afgezegd: {counts[P.DECLINED]}; afgemeld na aanmelding: {counts[P.CANCELLED]}; "
-            f"aanbod verlopen: {counts[P.EXPIRED]}",
-            f"Geen antwoord: {counts[P.INVITED]}",
-            f"Maximum aantal deelnemers: {event.capacity}; vrije plaatsen: {free}",
-        ],
+        "notice": "registration_closed",
+        "registered": counts[P.REGISTERED],
+        "companions": counts.companions_registered,
+        "waitlisted": counts[P.WAITLISTED],
+        "offered": counts[P.OFFERED],
+        "declined": counts[P.DECLINED],
+        "cancelled": counts[P.CANCELLED],
+        "expired": counts[P.EXPIRED],
+        "no_answer": counts[P.INVITED],
+        "capacity": event.capacity,
+        "seats_free": max(event.capacity - seats_taken, 0),
     }
 
 

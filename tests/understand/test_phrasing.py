@@ -3,6 +3,8 @@ unsubscribe wording, answers in the subject, List-Unsubscribe mailto requests an
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.understand._common import REPO, sessions
@@ -210,7 +212,8 @@ def _subject_openings() -> list[tuple[str, str]]:
     """The literal start of every subject template (before the first "{{")."""
     out: list[tuple[str, str]] = []
     for path in sorted((REPO / "mail_templates").glob("*/*.subject.j2")):
-        opening = path.read_text("utf-8").split("{{")[0].strip()
+        text = re.sub(r"{%.*?%}|{#.*?#}", "", path.read_text("utf-8"), flags=re.DOTALL)
+        opening = text.split("{{")[0].split("{%")[0].strip()
         out.append((f"{path.parent.name}/{path.name}", opening))
     return out
 
