@@ -590,3 +590,19 @@ def test_classify_event_is_a_toml_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["classify", "--event", "leren-van-rotterdam-zuid", str(eml)])
     assert result.exit_code == 2
     assert "takes the path of the event's TOML file" in result.stderr
+
+
+def test_outbox_list_shows_times_in_the_event_zone(
+    cli: Run, scenario: Scenario, db: Session
+) -> None:
+    rows = db.scalars(
+        select(OutboundMessage).where(OutboundMessage.event_id == scenario.event.id)
+    ).all()
+    zone = ZoneInfo("Europe/Amsterdam")
+    result = cli("outbox", "list", scenario.event.slug)
+    assert result.exit_code == 0, result.output
+    assert "times in Europe/Amsterdam" in result.stdout
+    for row in rows:
+        when = row.sent_at if row.status is OutboundStatus.SENT else row.next_attempt_at
+        if when is not None:
+            assert f"{when.astimezone(zone):%Y-%m-%d %H:%M}" in result.stdout

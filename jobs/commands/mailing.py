@@ -22,6 +22,7 @@ from jobs.settings import DEFAULTS_SOURCE, ServiceSettings
 from jobs.smtp_sender import SendReport, SmtpConfigError, send_due
 from workflows.events import get_event
 from workflows.invitations import queue_invitations, summarise_selection
+from workflows.reports import event_tz
 from workflows.sending import count_due, outbox_rows, retry_failed
 
 outbox_app = typer.Typer(help="The outbox: send what is due, list, retry.", no_args_is_help=True)
@@ -264,8 +265,12 @@ def outbox_list(
     """List an event's outgoing mail (newest first)."""
     factory = app_context(ctx).sessions()
     with factory() as db:
-        rows = outbox_rows(db, get_event(db, event_slug), status, limit)
-        table = Table("id", "kind", "recipient", "status", "attempts", "next / sent", "last error")
+        event = get_event(db, event_slug)
+        rows = outbox_rows(db, event, status, limit)
+        zone = event_tz(event)
+        table = Table("id", "kind", "recipient", "status", "attempts")
+        table.add_column("next / sent", no_wrap=True)  # a time cut in two reads as two
+        table.add_column("last error")
         for row in rows:
             when = row.sent_at if row.status == OutboundStatus.SENT else row.next_attempt_at
             table.add_row(
@@ -274,11 +279,11 @@ def outbox_list(
                 row.recipient,
                 str(row.status),
                 str(row.attempts),
-                f"{when:%Y-%m-%d %H:%M}" if when else "",
+                f"{when.astimezone(zone):%Y-%m-%d %H:%M}" if when else "",
                 (row.last_error or "")[:80],
             )
     console.print(table)
-    console.print(f"{len(rows)} shown")
+    console.print(f"{len(rows)} shown; times in {zone.key}")
 
 
 @outbox_app.command("retry")
