@@ -566,7 +566,7 @@ def test_help_paragraphs_read_as_one_line() -> None:
     preview_line = next(line for line in listing.splitlines() if " preview " in line)
     assert preview_line.rstrip(" │").endswith("sends nothing and changes nothing.")
     forget = help_text("privacy", "forget")
-    assert "A registered person's seat stays taken, anonymously: cancel first" in forget
+    assert "A registered seat stays taken: cancel first if they give it up" in forget
 
 
 def test_preview_to_takes_an_invitee_of_the_event(cli: Run, scenario: Scenario) -> None:
