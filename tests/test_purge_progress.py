@@ -30,7 +30,9 @@ from workflows.transitions import transition
 
 __all__ = ["clock", "scenario"]  # fixtures shared with test_privacy
 
-LATE_TEXT = "Ik heb nog een vraag over de presentatie van de wethouder van Zwijndrecht-Proef."
+# A late reply that goes to review: it causes no mail, whose body would rightly wait for its
+# sending before it can be purged.
+LATE_TEXT = "Dank voor de mooie presentatie van de wethouder van Zwijndrecht-Proef."
 
 
 def purged_at(s: Scenario) -> tuple[object, object]:
