@@ -398,8 +398,9 @@ def test_resolving_a_spoofed_reply_applies_the_rules(db: Session, clock: ManualC
     assert inbound.resolution is not None and "marieke" in inbound.resolution
     assert inbound.resolved_at is not None
     assert list_review(db) == []
-    with pytest.raises(RsvpError, match="not waiting for review"):
+    with pytest.raises(RsvpError, match="not waiting for review") as again:
         resolve_review(db, inbound.id, as_kind=ReplyKind.ACCEPT, actor="marieke")
+    assert "rsvpmail answer EVENT EMAIL" in str(again.value)  # how to correct it instead
 
 
 def test_resolving_as_unclear_ignores_the_message(db: Session, clock: ManualClock) -> None:

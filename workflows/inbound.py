@@ -824,6 +824,13 @@ _RESOLVABLE = (
 )
 
 
+# What the organiser can do with a message that is not (or no longer) waiting for review.
+_WHAT_INSTEAD = {
+    N.PROCESSED: "; to correct what it did: `rsvpmail answer EVENT EMAIL --as …`",
+    N.QUARANTINED: "; `rsvpmail inbox release ID` reads it again, `inbox dismiss ID` closes it",
+}
+
+
 def resolve_review(
     db: Session,
     inbound_id: int,
@@ -853,6 +860,7 @@ def resolve_review(
     if inbound.status is not N.REVIEW:
         raise RsvpError(
             f"inbound message {inbound_id} is {inbound.status.value}, not waiting for review"
+            + _WHAT_INSTEAD.get(inbound.status, "")
         )
     if as_kind not in _RESOLVABLE:
         kinds = ", ".join(k.value for k in _RESOLVABLE)
