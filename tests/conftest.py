@@ -7,6 +7,7 @@ each other's rows or leftovers of earlier runs, and migrations are exercised on 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -30,6 +31,18 @@ PG_ADMIN_DSN = os.environ.get(
     "RSVPMAIL_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 )
 BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Commands run in-process (typer's CliRunner) set up logging on the root logger, bound to
+    the runner's stderr; left behind, that handler writes to a closed stream in later tests,
+    and the "--- Logging error ---" it prints lands in another command's output."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def pg_admin() -> psycopg.Connection[tuple[object, ...]]:
