@@ -81,7 +81,8 @@ FETCH_STRIKES = 2
 # fetching it alone (0: it was in a batch that made it hang up). Survives reconnections.
 _FETCH_STRIKES: dict[tuple[str, int, str, str, int], dict[int, int]] = {}
 _FETCH_STRIKES_LOCK = threading.Lock()
-# Interrupted moves finished per connection; the rest at the next one.
+# Pending moves (interrupted, or decided by the organiser since) finished per pass; the rest
+# at the next one.
 RECONCILE_LIMIT = 5_000
 MAX_REASON_CHARS = 2_000
 # OperationalError (deadlock, serialisation failure) with a healthy database: tries per message.
@@ -244,6 +245,9 @@ def run_forever(
                     if waiting is not None:
                         waiting.set()
                     reader.wait_for_mail(stop_event)
+                    # Rows an organiser decided meanwhile (review resolved, quarantine
+                    # released or dismissed) move to their folder without a reconnection.
+                    reader.finish_interrupted_moves()
         except Exception as exc:
             log.warning(
                 "mailbox connection ended; reconnecting",
@@ -660,7 +664,7 @@ class InboxReader:
             ).all()
         if not rows:
             return
-        log.info("finishing interrupted moves", extra={"fields": {"count": len(rows)}})
+        log.info("moving decided messages to their folders", extra={"fields": {"count": len(rows)}})
         by_location: dict[str, list[_Pending]] = defaultdict(list)
         for row in rows:
             pending = _Pending(row.id, row.message_id, row.uid, row.uidvalidity,

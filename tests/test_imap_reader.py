@@ -743,3 +743,31 @@ def _wait_until_all_filed(
             return
         time.sleep(0.5)
     pytest.fail(f"not all {total} replies were filed within {timeout} s")
+
+
+@pytest.mark.integration
+def test_a_resolved_review_item_leaves_the_review_folder_while_the_reader_waits(
+    mailstack: MailStack, imap: ImapSettings, sessions: sessionmaker[Session],
+    invitees: list[replygen.Invitee], watcher: Callable[[ImapSettings], threading.Event],
+) -> None:  # fmt: skip
+    """Found in a walk-through: resolved items stayed in Review on the server for good, since
+    only a new connection finished moves, and a waiting reader never reconnects."""
+    from workflows.inbound import resolve_review
+    from workflows.understanding import ReplyKind
+
+    waiting = watcher(replace(imap, idle=False, poll_seconds=0.3))
+    assert waiting.wait(10)
+    mailstack.deliver(simple_reply(invitees[0], "Tja, wat zal ik zeggen."), imap.user)
+    _wait_for_rows(sessions, 1, timeout=10)
+    [row] = rows(sessions)
+    assert row.status is InboundStatus.REVIEW
+    with sessions() as db, db.begin():
+        resolve_review(db, row.id, as_kind=ReplyKind.ACCEPT, actor="marieke")
+    deadline = time.monotonic() + 10
+    while on_server(mailstack, imap, imap.review_folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert on_server(mailstack, imap, imap.review_folder) == []
+    deadline = time.monotonic() + 5  # the bookkeeping follows the move
+    while rows(sessions)[0].moved_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert_server_matches_db(mailstack, imap, sessions)

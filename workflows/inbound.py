@@ -932,6 +932,9 @@ def _participant_to_resolve(
 def _resolved(db: Session, inbound: InboundMessage, actor: str, resolution: str) -> InboundStatus:
     inbound.resolution = _clean(resolution, MAX_ERROR)
     inbound.resolved_at = now()
+    # The server copy leaves the Review folder for Processed: the reader moves every decided
+    # row whose move is not recorded (moved_at unset), as after `inbox release`/`dismiss`.
+    inbound.moved_at = None
     transition(
         db,
         inbound,
