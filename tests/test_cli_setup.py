@@ -177,7 +177,7 @@ def _setup_commands() -> list[TyperCommand]:
 def test_help_paragraphs_read_as_sentences() -> None:
     """A line break inside a paragraph of a docstring shows as one in --help."""
     commands = _setup_commands()
-    assert len(commands) == 5
+    assert len(commands) == 6
     for command in commands:
         for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
             assert "\n" not in paragraph, (command.name, paragraph)

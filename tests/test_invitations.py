@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -17,6 +18,8 @@ from db.models import (
     InvitationStatus,
     OutboundMessage,
     OutboundStatus,
+    Participant,
+    ParticipantStatus,
     Unsubscription,
 )
 from tests.factories import invite, make_event, make_person
@@ -175,3 +178,22 @@ def test_bounced_invitation_is_requeued_only_when_named(sessions: sessionmaker[S
         assert [r.idempotency_key for r in rows] == [f"invitation:{bounced.id}:1"]
         assert db.get_one(Invitation, bounced.id).status == InvitationStatus.QUEUED
         assert queue_invitations(db, event, batch=None, only=[bounced_email]) == []
+
+
+def test_an_invitee_who_answered_before_being_invited_is_not_invited_again(db: Session) -> None:
+    # Found in a walk-through: someone who wrote to us before their invitation went out was
+    # added and registered by hand; `invite` then asked them again what they had answered.
+    event = make_event(db)
+    answered, waiting, maybe = _invite_batch(db, event, "eerste-ronde", 3)
+    invitee = {
+        i.id: db.scalars(select(Participant).where(Participant.invitation_id == i.id)).one()
+        for i in (answered, maybe)
+    }
+    invitee[answered.id].status = ParticipantStatus.REGISTERED  # as `answer` leaves it
+    invitee[maybe.id].tentative_at = datetime(2023, 1, 12, 9, 0, tzinfo=UTC)  # "misschien"
+    db.flush()
+
+    rows = queue_invitations(db, event, batch=None, only=None)
+
+    assert [r.idempotency_key for r in rows] == [f"invitation:{waiting.id}"]
+    assert answered.status == InvitationStatus.PENDING

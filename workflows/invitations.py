@@ -8,6 +8,10 @@ organiser can safely run the same batch again after an interruption.
 An invitation that bounced for good (undeliverable) is only queued again when it is named
 explicitly (`only`), i.e. after the organiser corrected the address; it gets a new key
 `invitation:<id>:<n>` because the first one is spent.
+
+An invitee imported by mistake can be taken off the list while their mail is still pending
+(`workflows.invitees.remove_invitees`): the outbox row is cancelled and deleted with the
+invitation, so no key of a deleted invitation is left to block a later one with the same id.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from db.models import (
     Invitation,
     InvitationStatus,
     OutboundMessage,
+    Participant,
+    ParticipantStatus,
     Person,
     Unsubscription,
 )
@@ -173,7 +179,21 @@ def _queueable(event: Event, only: Sequence[str] | None) -> ColumnElement[bool]:
     if only:
         # Named explicitly: the organiser fixed a bounced address and wants it tried again.
         statuses = or_(pending_and_new, Invitation.status == InvitationStatus.UNDELIVERABLE)
-    return and_(statuses, ~_unsubscribed(event))
+    return and_(statuses, ~_unsubscribed(event), ~_answered())
+
+
+def _answered() -> ColumnElement[bool]:
+    """The invitee answered already — by a mail matched by their address, or an organiser's
+    `answer`/`review resolve` — though their invitation was never sent (added by hand after
+    they wrote to us): inviting them now would ask again what they said."""
+    return exists().where(
+        Participant.invitation_id == Invitation.id,
+        Participant.companion_of_id.is_(None),
+        or_(
+            Participant.status != ParticipantStatus.INVITED,
+            Participant.tentative_at.is_not(None),
+        ),
+    )
 
 
 def _unsubscribed(event: Event) -> ColumnElement[bool]:

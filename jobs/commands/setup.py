@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from db.engine import current_revision, head_revision, upgrade
 from jobs.commands.capacity import capacity_change_lines
 from jobs.commands.common import app_context, console, err_console
+from jobs.commands.corrections import organiser_actor
 from jobs.commands.registry import UserError, friendly_errors
 from workflows.clock import now
 from workflows.event_config import (
@@ -19,11 +22,20 @@ from workflows.event_config import (
     load_event_config,
 )
 from workflows.events import get_event, load_event
-from workflows.invitees import import_invitees, parse_invitee_csv
+from workflows.invitees import (
+    Removal,
+    find_removals,
+    import_invitees,
+    parse_invitee_csv,
+    remove_invitees,
+)
 
 db_app = typer.Typer(help="Database schema: create and migrate.", no_args_is_help=True)
 event_app = typer.Typer(help="Events: load an event's TOML config.", no_args_is_help=True)
-invitees_app = typer.Typer(help="Invitee lists: import from CSV.", no_args_is_help=True)
+invitees_app = typer.Typer(
+    help="Invitee lists: import from CSV, remove who was imported by mistake.",
+    no_args_is_help=True,
+)
 
 
 @db_app.command("upgrade")
@@ -142,6 +154,87 @@ def invitees_import(
         f"{result.already_invited} already invited, {result.new_people} new people, "
         f"{result.updated_people} updated"
     )
+
+
+@invitees_app.command("remove")
+@friendly_errors
+def invitees_remove(
+    ctx: typer.Context,
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="The event's slug")],
+    emails: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="EMAIL", help="The invitees' e-mail addresses", show_default=False),
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option("--batch", help="Every invitee of this imported batch")
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Your name for the audit \\[default: $USER]", show_default=False),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Take invitees off the list when nothing was sent to them yet (a mistaken import).
+
+    Pending invitations go, and queued ones whose mail was not taken by the sender yet.
+
+    That mail is cancelled; the invitation, participant and (if in no other event) person go.
+
+    Who was sent an invitation or answered stays; the error says what to do instead.
+
+    All or nothing; an audit row names who removed which address. No at the question: exit 1.
+    """
+    addresses = list(emails or ())
+    factory = app_context(ctx).sessions()
+    with factory() as db, db.begin():
+        found = get_event(db, event)
+        slug = found.slug
+        removals = find_removals(db, found, emails=addresses, batch=batch)
+    if not removals:
+        raise UserError(f"nobody to remove from {slug}")
+    _say(f"To be removed from {slug} ({_count(len(removals), 'invitee')}):")
+    for r in removals:
+        _say(f"  {_who(r)}: {_what(r)}")
+    them = "this invitee" if len(removals) == 1 else f"these {len(removals)} invitees"
+    if not yes and not typer.confirm(f"Remove {them} from {slug}?", default=False):
+        console.print("nothing removed")
+        raise typer.Exit(1)
+    actor = organiser_actor(by)
+    with factory() as db, db.begin():
+        done = remove_invitees(
+            db,
+            get_event(db, slug),
+            emails=addresses,
+            batch=batch,
+            actor=actor,
+            expected=[r.invitation_id for r in removals],
+        )
+    for r in done:
+        cancelled = "".join(f"; invitation mail #{m.id} cancelled" for m in r.cancels)
+        person = "; person deleted" if r.person_deleted else "; person kept (known elsewhere)"
+        _say(f"removed {r.email} ({r.invitation_status}{cancelled}{person})")
+    _say(f"{_count(len(done), 'invitee')} removed from {slug} by {actor}")
+
+
+def _who(r: Removal) -> str:
+    return f"{r.name} <{r.email}>" if r.name else r.email
+
+
+def _what(r: Removal) -> str:
+    parts = [str(r.invitation_status)]
+    if r.batch:
+        parts.append(f"batch {r.batch!r}")
+    for mail in r.cancels:
+        tried = f", tried {_count(mail.attempts, 'time')} without success" if mail.attempts else ""
+        parts.append(f"invitation mail #{mail.id} not sent yet{tried}: cancelled")
+    if not r.person_deleted:
+        parts.append("person kept: known elsewhere")
+    return ", ".join(parts)
+
+
+def _say(text: str) -> None:
+    # Text, not markup: names come from the imported list. soft_wrap: never folded.
+    console.print(Text(text), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
