@@ -35,7 +35,7 @@ from workflows.registration import (
     has_mailbox,
     promote,
 )
-from workflows.seats import seats_left, seats_taken
+from workflows.seats import seats_left, seats_taken, waitlist_position
 from workflows.transitions import transition
 from workflows.understanding import PersonMention, ReplyKind
 
@@ -349,7 +349,7 @@ def test_one_cancellation_offers_exactly_one_seat(db: Session, clock: ManualCloc
     assert len(w.mails("seat_offered")) == 1
 
 
-def test_a_waiting_pair_is_offered_only_when_two_seats_are_free_and_nobody_skips_ahead(
+def test_one_free_seat_goes_to_the_single_behind_a_waiting_pair(
     db: Session, clock: ManualClock
 ) -> None:
     w = world(db, clock, capacity=2)
@@ -358,15 +358,104 @@ def test_a_waiting_pair_is_offered_only_when_two_seats_are_free_and_nobody_skips
     w.tell(pair, ACCEPT, companions=(PersonMention("Karin", "karin@x.example"),))
     w.tell(single, ACCEPT)
     [karin] = w.companions(pair)
+    numbers = (pair.waitlist_seq, karin.waitlist_seq)
     w.tell(registered[0], DECLINE, mentions_cancellation=True)
-    # one seat free: the pair at the head does not fit, the single behind it does not skip
-    assert w.statuses(pair, karin, single) == [P.WAITLISTED, P.WAITLISTED, P.WAITLISTED]
-    w.tell(registered[1], DECLINE, mentions_cancellation=True)
-    assert w.statuses(pair, karin, single) == [P.OFFERED, P.OFFERED, P.WAITLISTED]
+    # one seat free: the pair at the head does not fit, the single behind it does
+    assert w.statuses(pair, karin, single) == [P.WAITLISTED, P.WAITLISTED, P.OFFERED]
     [offer] = w.mails("seat_offered")
-    assert offer.recipient == pair.person.email
+    assert offer.recipient == single.person.email
+    # the pair was passed over, not moved: same numbers, still first in line
+    assert (pair.waitlist_seq, karin.waitlist_seq) == numbers
+    assert waitlist_position(db, pair) == 1
+    assert seats_left(db, w.event) == 0
+
+
+def test_a_passed_over_pair_gets_the_next_seats_that_fit_it(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=4)
+    couple = w.invitee()
+    w.tell(couple, ACCEPT, companions=(PersonMention("Joost", "joost@y.example"),))
+    registered = fill(w, 2)
+    pair, single1, single2 = w.invitee(), w.invitee(), w.invitee()
+    w.tell(pair, ACCEPT, companions=(PersonMention("Karin", "karin@x.example"),))
+    w.tell(single1, ACCEPT)
+    w.tell(single2, ACCEPT)
+    [karin] = w.companions(pair)
+    w.tell(registered[0], DECLINE, mentions_cancellation=True)  # one seat: single1
+    assert w.statuses(pair, karin, single1, single2) == [P.WAITLISTED] * 2 + [
+        P.OFFERED,
+        P.WAITLISTED,
+    ]
+    w.tell(couple, DECLINE, mentions_cancellation=True)  # two seats: the pair comes first
+    assert w.statuses(pair, karin, single1, single2) == [P.OFFERED] * 3 + [P.WAITLISTED]
+    assert [m.recipient for m in w.mails("seat_offered")] == [
+        single1.person.email,
+        pair.person.email,
+    ]
     w.say(pair, "Ja, wij komen graag!")
     assert w.statuses(pair, karin) == [P.REGISTERED, P.REGISTERED]
+
+
+def test_a_free_seat_goes_past_someone_waiting_for_a_full_session(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=2, sessions=_sessions_with_capacity(wonen=1))
+    a, b = w.invitee(), w.invitee()
+    w.tell(a, ACCEPT, session="wonen")
+    w.tell(b, ACCEPT, session="werk")
+    for_wonen, for_werk = w.invitee(), w.invitee()
+    w.tell(for_wonen, ACCEPT, session="wonen")
+    w.tell(for_werk, ACCEPT, session="werk")
+    assert w.statuses(for_wonen, for_werk) == [P.WAITLISTED, P.WAITLISTED]
+    w.tell(b, DECLINE, mentions_cancellation=True)  # an event seat, but wonen is still full
+    assert w.statuses(for_wonen, for_werk) == [P.WAITLISTED, P.OFFERED]
+    w.tell(a, DECLINE, mentions_cancellation=True)  # wonen has room again: its first waiter
+    assert w.statuses(for_wonen, for_werk) == [P.OFFERED, P.OFFERED]
+
+
+def test_a_freed_place_in_a_full_session_goes_to_the_first_waiting_for_it(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=3, sessions=_sessions_with_capacity(wonen=1, werk=1))
+    in_wonen, in_werk, elsewhere = w.invitee(), w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(in_werk, ACCEPT, session="werk")
+    w.tell(elsewhere, ACCEPT, session="onderwijs")
+    waiting = [w.invitee() for _ in range(4)]
+    for person, key in zip(waiting, ["werk", "wonen", "wonen", "onderwijs"], strict=True):
+        w.tell(person, ACCEPT, session=key)
+    w.tell(in_wonen, DECLINE, mentions_cancellation=True)
+    # the head waits for werk (still full); the first one waiting for wonen gets the place,
+    # the one behind it for wonen waits, and so does onderwijs (no event seat left)
+    assert w.statuses(*waiting) == [P.WAITLISTED, P.OFFERED, P.WAITLISTED, P.WAITLISTED]
+    w.tell(waiting[1], DECLINE)  # the offer declined: passed on to the next for wonen
+    assert w.statuses(*waiting) == [P.WAITLISTED, P.DECLINED, P.OFFERED, P.WAITLISTED]
+    w.tell(in_werk, DECLINE, mentions_cancellation=True)  # werk frees: the head, at last
+    assert w.statuses(*waiting) == [P.OFFERED, P.DECLINED, P.OFFERED, P.WAITLISTED]
+
+
+def test_one_freeing_fills_every_seat_that_fits_someone(db: Session, clock: ManualClock) -> None:
+    w = world(db, clock, capacity=3, max_companions=2)
+    couple = w.invitee()
+    w.tell(couple, ACCEPT, companions=(PersonMention("Joost", "joost@y.example"),))
+    fill(w, 1)
+    trio, single, pair = w.invitee(), w.invitee(), w.invitee()
+    w.tell(
+        trio,
+        ACCEPT,
+        companions=(PersonMention("Karin", "karin@x.example"), PersonMention("Jan", None)),
+    )
+    w.tell(single, ACCEPT)
+    w.tell(pair, ACCEPT, companions=(PersonMention("Femke", "femke@z.example"),))
+    w.tell(couple, DECLINE, mentions_cancellation=True)  # two seats free
+    # the trio does not fit; the single takes one seat, the pair no longer fits in the other
+    assert w.statuses(trio, single, pair) == [P.WAITLISTED, P.OFFERED, P.WAITLISTED]
+    assert seats_left(db, w.event) == 1
+    change_capacity(db, w.event, 4, actor="organiser")  # two free: the trio still not, the pair
+    db.commit()
+    assert w.statuses(trio, single, pair) == [P.WAITLISTED, P.OFFERED, P.OFFERED]
+    assert seats_left(db, w.event) == 0
 
 
 def test_a_newcomer_does_not_overtake_a_waiting_party(db: Session, clock: ManualClock) -> None:

@@ -18,10 +18,13 @@ Choices (documented here because they are policy, not accidents):
   and token like anyone else, but no mail is ever queued to them (`has_mailbox()`); jobs
   that mail people (reminders, follow-ups) should skip them the same way.
 * **Newcomers never overtake the waitlist.** A new acceptance is registered only when its
-  party fits *and* nobody is waiting; otherwise it joins the end of the waitlist. Offers
-  go in strict arrival order: when the first waiting party does not fit in the free seats,
-  nobody behind it is skipped ahead (that keeps the order fair and predictable; the next
-  freed seat will let it through).
+  party fits *and* nobody is waiting; otherwise it joins the end of the waitlist.
+* **Offers fill free seats in arrival order.** When seats free up, every waiting party
+  that fits in them (event and deelsessie capacity, open offers counted) is offered a
+  place, front of the line first. A party that does not fit (a pair when one seat is free,
+  someone waiting for a full deelsessie) is passed over and keeps its place, so it is
+  first for the next freed seats that fit it. Seats are not held empty for it: a big
+  party can be passed over repeatedly, and the organiser can offer by hand (see `promote`).
 * **Offers.** An open offer holds its seats. A "ja" is honoured while the participant is
   still `offered`, even just after `offer_expires_at`, because nobody else was offered the
   seat yet; `expire_offers()` is the one moment an offer ends. No offers after the
@@ -780,7 +783,7 @@ def decline(ctx: ReplyContext, p: Participant, *, substitute_name: str = "") -> 
     if status is P.OFFERED:
         for member in party:
             _move(ctx, member, P.DECLINED, "declined the offered seat")
-        _mail(ctx, MailKind.DECLINED_ACK, p, to_sender=True, extra=ack)
+        _mail(ctx, MailKind.DECLINED_ACK, p, to_sender=True, extra={**ack, "declined_offer": True})
         offered = release(ctx, party, cause=f"declined-offer:{ctx.stamp}")
         return Outcome(f"offer declined (party of {len(party)}); {len(offered)} new offer(s)")
     reason = "cancelled" if status is P.REGISTERED else "cancelled; off the waitlist"
@@ -1001,10 +1004,30 @@ def promote(
     cause: str = "",
     at: datetime | None = None,
 ) -> list[Participant]:
-    """Offer free seats to waiting parties in strict arrival order; returns who got an offer.
+    """Offer the free seats to every waiting party that fits, in arrival order; returns who
+    got an offer.
 
-    `freed` are the participants whose seats were just released and `cause` names why (for
-    the organiser notice's idempotency key) — used only when offers are no longer allowed.
+    The rule: go through the waiting parties from the front of the line (a party stands at
+    its earliest waitlist number) and offer to each party that fits in what is free right
+    now: seats in the event and places in each deelsessie with a capacity of its own, where
+    registered people and open offers hold theirs (`seats.free_room`, as `party_fits`). A
+    party that does not fit is passed over: it keeps its number and its place, and because
+    every call starts from the front again, it is the first to be offered whenever freed
+    seats fit it. One pass is enough: offers only use up room, so a party passed over early
+    in the pass cannot fit later in the same pass. Afterwards, while offers are allowed, no
+    waiting party fits in what is still free.
+
+    Starvation, deliberately accepted: a party bigger than what frees up at a time (a pair
+    at the head while seats free one by one), or one that wants a full deelsessie, can be
+    passed over again and again by parties behind it. An empty seat filled now is worth more
+    to the organiser than one held open for a party that may never fit (pretix's waiting
+    list, too, serves whoever the free quota can serve, in order of arrival). The organiser
+    sees the party waiting (`rsvpmail status`) and can let it in by hand: `rsvpmail offer
+    EVENT EMAIL` once its seats are free, or a capacity raise, which promotes from the front.
+
+    Offers are made only while `seats.offers_allowed`; otherwise the organiser is told about
+    the freed seats instead. `freed` are the participants whose seats were just released and
+    `cause` names why (for that notice's idempotency key).
     """
     event = seats.lock_event(db, event, keep=_owned(inbound))
     at = at or now()
@@ -1012,14 +1035,18 @@ def promote(
     if not seats.offers_allowed(event, at):
         _report_freed_seats(ctx, freed, cause)
         return []
+    room = seats.free_room(db, event)
+    until = at + timedelta(hours=event.offer_expiry_hours)
     offered: list[Participant] = []
-    while True:
-        party = _first_waiting_party(db, event)
-        if not party or not seats.party_fits(db, event, [m.session_id for m in party]):
+    for party in _waiting_parties(db, event):
+        if room.seats == 0:
             break
+        wanted = [m.session_id for m in party]
+        if not room.fits(wanted):
+            continue  # passed over for now; it keeps its place at the front
+        room.take(wanted)
         head = party[0]
         seq = head.waitlist_seq
-        until = at + timedelta(hours=event.offer_expiry_hours)
         for member in party:
             member.offer_expires_at = until
             _move(ctx, member, P.OFFERED, f"seat offered (waitlist number {member.waitlist_seq})")
@@ -1028,15 +1055,25 @@ def promote(
     return offered
 
 
-def _first_waiting_party(db: Session, event: Event) -> list[Participant]:
+def _waiting_parties(db: Session, event: Event) -> list[list[Participant]]:
+    """The waiting parties, head first, in arrival order of their first member in line.
+
+    A companion waits with their inviter while the inviter waits too (as `party_of`, whose
+    order of members this keeps); a companion whose inviter left the party waits on their
+    own.
+    """
     line = seats.waiting(db, event)
-    if not line:
-        return []
-    first = line[0]
-    head = first.companion_of if first.companion_of is not None else first
-    if head.status is not P.WAITLISTED:
-        head = first  # a companion whose inviter left the party waits on their own
-    return party_of(db, head)
+    by_id = {p.id: p for p in line}
+    members: dict[int, list[Participant]] = {}  # head id -> their waiting companions
+    for p in line:
+        head_id = p.companion_of_id if p.companion_of_id in by_id else p.id
+        companions = members.setdefault(head_id, [])
+        if head_id != p.id:
+            companions.append(p)
+    return [
+        [by_id[head_id], *sorted(companions, key=lambda c: c.id)]
+        for head_id, companions in members.items()
+    ]
 
 
 def _offer_mail(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -96,19 +97,71 @@ def session_seats_left(db: Session, session: EventSession) -> int | None:
     return max(0, session.capacity - taken)
 
 
+@dataclass
+class FreeRoom:
+    """What is free right now: seats in the event and places per deelsessie.
+
+    `sessions` has an entry only for a deelsessie with a capacity of its own. `take` books a
+    party's places in memory, so one pass over the waitlist can decide party after party
+    without counting again; that is only right while the caller holds the event lock.
+    """
+
+    seats: int
+    sessions: dict[int, int]
+
+    def fits(self, session_ids: Sequence[int | None]) -> bool:
+        """Whether a party whose members chose `session_ids` (None: no session) fits."""
+        if self.seats < len(session_ids):
+            return False
+        demand = Counter(sid for sid in session_ids if sid is not None)
+        for session_id, wanted in demand.items():
+            left = self.sessions.get(session_id)
+            if left is not None and left < wanted:
+                return False
+        return True
+
+    def take(self, session_ids: Sequence[int | None]) -> None:
+        """Book the places of a party that fits (an offer or a registration holds them)."""
+        if not self.fits(session_ids):
+            raise ValueError(f"no room for a party in sessions {list(session_ids)}")
+        self.seats -= len(session_ids)
+        for session_id in session_ids:
+            if session_id in self.sessions:
+                self.sessions[session_id] -= 1
+
+
+def free_room(db: Session, event: Event) -> FreeRoom:
+    """The free seats and deelsessie places now, counting open offers (as `seats_left`)."""
+    capped = {
+        session_id: capacity
+        for session_id, capacity in db.execute(
+            select(EventSession.id, EventSession.capacity).where(
+                EventSession.event_id == event.id, EventSession.capacity.is_not(None)
+            )
+        )
+        if capacity is not None
+    }
+    taken: dict[int, int] = {}
+    if capped:
+        for session_id, count in db.execute(
+            select(Participant.session_id, func.count(Participant.id))
+            .where(
+                Participant.session_id.in_(list(capped)),
+                Participant.status.in_(COUNTS_FOR_CAPACITY),
+            )
+            .group_by(Participant.session_id)
+        ):
+            if session_id is not None:
+                taken[session_id] = int(count)
+    return FreeRoom(
+        seats=seats_left(db, event),
+        sessions={sid: max(0, cap - taken.get(sid, 0)) for sid, cap in capped.items()},
+    )
+
+
 def party_fits(db: Session, event: Event, session_ids: Sequence[int | None]) -> bool:
     """Whether a party whose members chose `session_ids` (None: no session) fits right now."""
-    if seats_left(db, event) < len(session_ids):
-        return False
-    demand = Counter(sid for sid in session_ids if sid is not None)
-    for session_id, wanted in demand.items():
-        session = db.get(EventSession, session_id)
-        if session is None:
-            continue
-        left = session_seats_left(db, session)
-        if left is not None and left < wanted:
-            return False
-    return True
+    return free_room(db, event).fits(session_ids)
 
 
 def next_waitlist_numbers(db: Session, event: Event, count: int) -> list[int]:
