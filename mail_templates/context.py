@@ -14,10 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, object_session
 
 from db.models import Event, Invitation, Participant, ParticipantStatus, Person
+from workflows import seats
 from workflows.clock import now
 from workflows.event_config import EventConfig
 from workflows.outbox import MailKind
@@ -38,9 +39,14 @@ KIND_EXTRAS: Mapping[MailKind, Mapping[str, Any]] = {
     MailKind.WAITLISTED: {"position": None, "late": False},
     MailKind.SEAT_OFFERED: {"party_size": 1, "expires_at": None},
     MailKind.OFFER_EXPIRED: {"party_size": 1},
-    MailKind.DECLINED_ACK: {"substitute_name": ""},
+    # declined_offer: the reader declined a seat offered to them from the waitlist.
+    MailKind.DECLINED_ACK: {"substitute_name": "", "declined_offer": False},
     MailKind.CANCELLATION_CONFIRMED: {"party_size": 1, "inviter_name": ""},
-    MailKind.SESSION_CONFIRMED: {"session_key": "", "session_title": ""},
+    # position: the reader's place on the waitlist when they wait (None: looked up, see
+    # _waitlist_position).
+    MailKind.SESSION_CONFIRMED: {"session_key": "", "session_title": "", "position": None},
+    # None: looked up (see _room): free seats now, and people on the waitlist.
+    MailKind.TENTATIVE_ACK: {"seats_free": None, "waiting": None},
     MailKind.QUESTION_FORWARDED: {"question_text": "", "from_name": "", "from_email": ""},
     MailKind.UNSUBSCRIBE_ACK: {"organiser": ""},
     MailKind.REMINDER: {"days_before": None},
@@ -55,8 +61,18 @@ KIND_EXTRAS: Mapping[MailKind, Mapping[str, Any]] = {
 # Datetimes are formatted like every other date (format_moment). A notice without `notice`
 # shows the caller's own `subject` and `lines` as given (previews, one-off messages).
 NOTICE_FACTS: Mapping[str, Mapping[str, Any]] = {
-    # inbound: a permanent bounce of mail to an invitee
-    "undeliverable": {"name": "", "email": "", "reason": ""},
+    # inbound: a permanent bounce of mail to someone on the event's list. `reason`: what the
+    # receiving server said (one line), "" when the bounce did not say; `role`: "invitee"
+    # (from the invitee list), "companion" or "substitute" (named by `inviter` in a reply);
+    # `status`: their participant status ("" when unknown).
+    "undeliverable": {
+        "name": "",
+        "email": "",
+        "reason": "",
+        "role": "invitee",
+        "inviter": "",
+        "status": "",
+    },
     # registration: a "ja" after the deadline, put on the waitlist (late policy "waitlist")
     "late_acceptance": {
         "name": "",
@@ -183,6 +199,16 @@ def _extras(
         values = _notice_facts(values, cfg, lang)
     if "companions" in values and kind is MailKind.REGISTRATION_CONFIRMED:
         values["companions"] = _companions(values["companions"], participant)
+    if kind is MailKind.SESSION_CONFIRMED and values.get("position") is None:
+        values["position"] = _waitlist_position(participant)
+    if kind is MailKind.TENTATIVE_ACK and (
+        values["seats_free"] is None or values["waiting"] is None
+    ):
+        seats_free, waiting = _room(participant)
+        if values["seats_free"] is None:
+            values["seats_free"] = seats_free
+        if values["waiting"] is None:
+            values["waiting"] = waiting
     lines = values.get("lines")
     if isinstance(lines, str):
         values["lines"] = [lines]
@@ -246,6 +272,35 @@ def _companions(given: Any, participant: Participant | None) -> list[dict[str, A
             }
         )
     return companions
+
+
+def _waitlist_position(participant: Participant | None) -> int | None:
+    """The waiting participant's place on the waitlist (as `seats.waitlist_position`), read
+    through the participant's own database session; None when not waiting or not stored."""
+    db = object_session(participant) if participant is not None else None
+    if (
+        db is None
+        or participant is None
+        or participant.status is not ParticipantStatus.WAITLISTED
+        or participant.waitlist_seq is None
+    ):
+        return None
+    return seats.waitlist_position(db, participant)
+
+
+def _room(participant: Participant | None) -> tuple[int | None, int | None]:
+    """(free seats, people waiting) in the participant's event right now, read through the
+    participant's own database session; (None, None) when it is not in one (a preview)."""
+    db = object_session(participant) if participant is not None else None
+    if db is None or participant is None or participant.event_id is None:
+        return None, None
+    event = participant.event
+    waiting = db.scalar(
+        select(func.count(Participant.id)).where(
+            Participant.event_id == event.id, Participant.status == ParticipantStatus.WAITLISTED
+        )
+    )
+    return seats.seats_left(db, event), int(waiting or 0)
 
 
 # What templates see of an event, per config object and language: the same for every mail

@@ -4,7 +4,8 @@ Rendering tests share one SQLite database per module (built from the migrated te
 the example event and a few invitees; they need no second backend because they only read
 attributes. The outbox and preview tests use the per-test `db` fixtures (both backends).
 
-Snapshots live in tests/snapshots/mail/<lang>/<kind>.txt; regenerate them with
+Snapshots live in tests/snapshots/mail/<lang>/<kind>.txt (and <kind>@<branch>.txt for the
+situations `branch` builds); regenerate them with
 ``UPDATE_SNAPSHOTS=1 pytest tests/test_mail_templates.py`` and read the diff before committing.
 """
 
@@ -319,7 +320,11 @@ NOTICES: dict[str, dict[str, Any]] = {
         "notice": "undeliverable",
         "name": "Lotte El Amrani",
         "email": "l.elamrani@zwaanshoek.example",
-        "reason": "550 5.1.1 Recipient address rejected",
+        "reason": "550 5.1.1 <l.elamrani@zwaanshoek.example>: Recipient address rejected: "
+        "User unknown",
+        "role": "invitee",
+        "inviter": "",
+        "status": "registered",
     },
     "late_acceptance": {
         "notice": "late_acceptance",
@@ -413,8 +418,83 @@ def snapshot_text(msg: EmailMessage) -> str:
 @pytest.mark.parametrize("lang", ["nl", "en"])
 @pytest.mark.parametrize("kind", list(MailKind), ids=lambda k: k.value)
 def test_snapshot(world: World, kind: MailKind, lang: str) -> None:
-    actual = snapshot_text(scenario(world, kind, lang))
-    path = SNAPSHOTS / lang / f"{kind.value}.txt"
+    _compare_snapshot(scenario(world, kind, lang), SNAPSHOTS / lang / f"{kind.value}.txt")
+
+
+def branch(world: World, name: str, lang: str) -> EmailMessage:
+    """A mail in another situation than its kind's typical one (snapshot `<kind>@<name>`)."""
+    inv = world.lotte if lang == "nl" else world.alex
+    expires = datetime(2023, 1, 12, 9, 0, tzinfo=UTC)
+    p = lambda status, **kw: _participant(world, inv, status, **kw)  # noqa: E731
+    if name == "session_confirmed@waitlisted":
+        waiting = p(ParticipantStatus.WAITLISTED, session="wonen")
+        extra = {"position": 2}
+        return build(world, MailKind.SESSION_CONFIRMED, inv, participant=waiting, extra=extra)
+    if name == "session_confirmed@offered":
+        offered = p(ParticipantStatus.OFFERED, session="wonen", offer_expires_at=expires)
+        return build(world, MailKind.SESSION_CONFIRMED, inv, participant=offered)
+    if name == "tentative_ack@full":
+        return build(world, MailKind.TENTATIVE_ACK, inv, extra={"seats_free": 0, "waiting": 0})
+    if name == "tentative_ack@others_waiting":
+        return build(world, MailKind.TENTATIVE_ACK, inv, extra={"seats_free": 1, "waiting": 2})
+    if name == "declined_ack@declined_offer":
+        declined = p(ParticipantStatus.DECLINED)
+        extra = {"substitute_name": "", "declined_offer": True}
+        return build(world, MailKind.DECLINED_ACK, inv, participant=declined, extra=extra)
+    if name.startswith("organiser_notice@"):
+        return build(
+            world,
+            MailKind.ORGANISER_NOTICE,
+            None,
+            person=None,
+            recipient=world.event.contact_email,
+            event=_event_in_language(world, lang),
+            extra=BOUNCE_NOTICES[name.partition("@")[2]],
+        )
+    raise AssertionError(f"no branch {name}")
+
+
+# The undeliverable notice for each kind of person a bounce can be about.
+BOUNCE_NOTICES: dict[str, dict[str, Any]] = {
+    "undeliverable_companion": {
+        **NOTICES["undeliverable"],
+        "name": "Karin Smit",
+        "email": "k.smit@zwaanshoek.example",
+        "reason": "550 5.1.1 <k.smit@zwaanshoek.example>: Recipient address rejected",
+        "role": "companion",
+        "inviter": "Lotte El Amrani",
+        "status": "waitlisted",
+    },
+    "undeliverable_substitute": {
+        **NOTICES["undeliverable"],
+        "name": "Jan de Boer",
+        "email": "j.deboer@zwaanshoek.example",
+        "reason": "550 5.1.1 <j.deboer@zwaanshoek.example>: Recipient address rejected",
+        "role": "substitute",
+        "inviter": "Lotte El Amrani",
+        "status": "registered",
+    },
+    "undeliverable_cancelled": {**NOTICES["undeliverable"], "status": "cancelled"},
+    "undeliverable_no_diagnostic": {**NOTICES["undeliverable"], "reason": "", "status": ""},
+}
+BRANCHES = (
+    "session_confirmed@waitlisted",
+    "session_confirmed@offered",
+    "tentative_ack@full",
+    "tentative_ack@others_waiting",
+    "declined_ack@declined_offer",
+    *(f"organiser_notice@{name}" for name in BOUNCE_NOTICES),
+)
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+@pytest.mark.parametrize("name", BRANCHES)
+def test_snapshot_of_a_branch(world: World, name: str, lang: str) -> None:
+    _compare_snapshot(branch(world, name, lang), SNAPSHOTS / lang / f"{name}.txt")
+
+
+def _compare_snapshot(msg: EmailMessage, path: Path) -> None:
+    actual = snapshot_text(msg)
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual, encoding="utf-8")
@@ -981,6 +1061,8 @@ def _variants(world: World) -> Iterator[tuple[str, EmailMessage]]:
         ]
         for kind, extra in branches:
             yield f"{lang} {kind.value} {extra}", _variant(world, kind, lang, extra=extra)
+        for name in BRANCHES:
+            yield f"{lang} {name}", branch(world, name, lang)
     event = _bare_event(world)
     try:
         for lang in ("nl", "en"):
