@@ -8,6 +8,10 @@ Order of reading (first match decides the kind):
 2. Bounce: a delivery-status report, flufl.bounce, or a daemon/"Onbestelbaar" text → ``bounce``
    with ``bounced_recipients`` and ``bounce_permanent`` ("delayed"/4.x.x is not permanent).
    A DSN that reports success is ``auto_reply``. An empty Return-Path alone is not a bounce.
+   Bounce wording in a subject or body counts only in machine-sent mail (a daemon sender,
+   Auto-Submitted, an empty Return-Path, X-Failed-Recipients, …): a person replying to our
+   bounce notice, which quotes the server, is not a bounce; a person forwarding a bounce with
+   nothing of their own above it is.
    Abuse reports (ARF) → ``unclear`` (a human should see them). Amazon SES notices sent as
    JSON through an SNS e-mail subscription (ses.py), read first: a Bounce → ``bounce`` with its
    bouncedRecipients, permanent only for bounceType "Permanent"; a Complaint (a spam report)

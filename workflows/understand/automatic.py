@@ -3,9 +3,10 @@
 Two questions, kept apart on purpose:
 - `never_answer(msg)`: RFC 3834 says an automatic message must not trigger another one, so
   any Auto-Submitted/bulk/list/daemon sign makes `is_automatic` true, whatever the kind.
-- `auto_reply_reason(...)`: is this an out-of-office style answer (kind auto_reply)? Headers
-  first; without headers (many Exchange and webmail set-ups send none) the subject and the
-  first lines of the body decide, in Dutch and English.
+- `header_reason(msg)`, `text_reason(subject, body)`: is this an out-of-office style answer
+  (kind auto_reply)? Headers first; without headers (many Exchange and webmail set-ups send
+  none) the subject and the first lines of the body decide, in Dutch and English; the body
+  only above a quoted or forwarded message, whose words are someone else's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from workflows.understand import mime
+from workflows.understand import mime, strip
 
 _DAEMON_RE = re.compile(
     r"^(?:mailer-daemon|mailer_daemon|postmaster|no-?reply|do-?not-?reply|donotreply|"
@@ -103,8 +104,20 @@ def text_reason(subject: str, body: str) -> str | None:
     """Why the subject or the opening of the body reads as an out-of-office message."""
     if _AUTO_SUBJECT_RE.match(subject or ""):
         return f"subject reads as automatic: {subject[:60]!r}"
-    head = (body or "")[:1500]
+    head = _above_quote((body or "")[:1500])
     m = _AUTO_BODY_RE.search(head)
     if m:
         return f"body reads as out-of-office: {m.group(0)[:60]!r}"
     return None
+
+
+def _above_quote(text: str) -> str:
+    """`text` above a quoted or forwarded message ("> …", "Op … schreef …:", "Van:/Verzonden:"):
+    a person's empty reply to a bounce notice quotes "This is an automatically generated
+    Delivery Status Notification", which is not theirs."""
+    quoted = strip.forwarded_part(text, forward_subject=True)
+    if not quoted:
+        return text
+    first = quoted.split("\n", 1)[0].strip()
+    at = text.find(first) if first else -1
+    return text[:at] if at >= 0 else text

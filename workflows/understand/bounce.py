@@ -7,6 +7,19 @@ Three readers, most reliable first:
    permanent failures);
 3. a last heuristic for what both miss (qmail-style text, Dutch Exchange "Onbestelbaar"),
    only when the message already looks like a bounce.
+
+None of them runs unless the message looks like a bounce (`looks_like_bounce`), and a bounce
+is written by a machine. Certain by themselves: a multipart/report delivery report, a daemon
+sender (MAILER-DAEMON, postmaster, "<>"), a delivery-status part of the message's own. Words
+("Undeliverable", "User unknown", "Onbestelbaar") count only in a message that is otherwise
+machine-sent (`machine_sent`: RFC 3834 / list / no-reply / empty Return-Path signs, Exim's
+X-Failed-Recipients, Exchange's X-MS-Exchange-Message-Is-Ndr, a "Mail Delivery" From). A person
+who answers or forwards a bounce, or one of our "E-mail niet afgeleverd" notices, quotes those
+words with their own ("Dank, het juiste adres is …"): reading that as a bounce would drop the
+person's message unseen and mark the new address as bounced. So a person's message is a bounce
+only when it passes one on without a word of its own ("Fwd: Returned mail" with "FYI" above a
+forwarded MAILER-DAEMON message, or a DSN attached with nothing said); a reply ("RE: …") never
+is. What is left goes on to be read as a reply, and at worst a human reads it.
 """
 
 from __future__ import annotations
@@ -19,7 +32,8 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from workflows.understand import mime
+from workflows.understand import automatic, mime, strip
+from workflows.understand import subject as subject_line
 
 
 class _QuietDetectorFailures(logging.Filter):
@@ -110,8 +124,18 @@ def looks_like_bounce(
         return True
     if _daemon_from(mime.header(msg, "From")):
         return True
-    if any(mime.content_type(p) == "message/delivery-status" for p, _, _ in mime.walk(msg)):
+    machine = machine_sent(msg)
+    dsn_parts = [
+        attached
+        for p, _, attached in mime.walk(msg)
+        if mime.content_type(p) == "message/delivery-status"
+    ]
+    if dsn_parts and (machine or not all(dsn_parts)):
         return True
+    if not machine:
+        # A person wrote this. Their quote of a bounce or of our notice about one is no
+        # bounce; only passing one on without a word of their own is.
+        return _passes_on_bounce(subject, own_text, attached_dsn=bool(dsn_parts))
     if _BOUNCE_SUBJECT_RE.search(subject or "") and _BOUNCE_BODY_RE.search(own_text()[:5000]):
         return True
     from_header = mime.header(msg, "From").lower()
@@ -120,6 +144,78 @@ def looks_like_bounce(
     return _empty_return_path(msg) and bool(
         _BOUNCE_SUBJECT_RE.search(subject or "") or _BOUNCE_BODY_RE.search(own_text()[:5000])
     )
+
+
+# Headers only mail servers put on a delivery failure (Exim, Exchange).
+_NDR_HEADERS = ("X-Failed-Recipients", "X-MS-Exchange-Message-Is-Ndr")
+
+
+def machine_sent(msg: Message) -> bool:
+    """Signs that a program, not a person, sent this message: RFC 3834 and list headers, a
+    daemon or no-reply sender, an empty Return-Path (automatic.never_answer), a mail server's
+    delivery-failure header, or a "Mail Delivery …" From."""
+    if automatic.never_answer(msg):
+        return True
+    if any(msg.get(name) is not None for name in _NDR_HEADERS):  # (its value may be empty)
+        return True
+    return "mail delivery" in mime.header(msg, "From").lower()
+
+
+# What people type above a message they only pass on: "FYI", "Zie hieronder", "Forward the
+# message", a greeting, thanks; and a name on its own line. Anything else is their own word.
+_PASS_ON_RE = re.compile(
+    r"(?:fyi|f\.y\.i\.?|ter\s+info(?:rmatie)?|ter\s+kennisname|ter\s+attentie|"
+    r"zie\s+(?:hier)?(?:onder|beneden)|see\s+below|below|hieronder|"
+    r"(?:i\s+)?forward(?:ed|ing)?(?:\s+(?:the|this)\s+(?:message|mail|e-?mail))?|"
+    r"doorgestuurd(?:\s+bericht)?|stuur\s+ik\s+(?:even\s+)?door|"
+    r"hoi|hi|hallo|hello|beste|dear|groet(?:en|jes)?|regards|dank(?:je(?:wel)?)?|bedankt|"
+    r"thanks|thank\s+you)",
+    re.IGNORECASE,
+)
+_NAME_LINE_RE = re.compile(r"^(?:[A-ZÀ-Þ][\w'’.-]*\s*){1,4}$")
+
+
+def _says_nothing_own(text: str) -> bool:
+    """No word of the sender's own beyond passing something on ("FYI", "Zie onder. Jan")."""
+    for line in text.splitlines():
+        rest = _PASS_ON_RE.sub(" ", line)
+        rest = re.sub(r"[\s.,:;!-]+", " ", rest).strip()
+        if rest and not (len(line) <= 40 and _NAME_LINE_RE.match(rest)):
+            return False
+    return True
+
+
+# The From line of a forwarded message's header block ("> From: MAILER-DAEMON", "Van: …").
+_FORWARDED_FROM_RE = re.compile(
+    r"^[ \t>]*\*?(?:from|van|von|de)\s*:\*?[ \t]*(?P<value>.+)$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _passes_on_bounce(subject: str, own_text: Callable[[], str], *, attached_dsn: bool) -> bool:
+    """A person's message that forwards a bounce and says nothing itself: "Fwd: Returned
+    mail" with a MAILER-DAEMON message below "Forward the message.", or a DSN attached. A reply
+    ("RE: Undeliverable …") is an answer to it, never the bounce."""
+    forward = subject_line.is_forward(subject)
+    if not forward and subject_line.strip_prefixes(subject) != (subject or "").strip():
+        return False  # "RE: …", "Antw: …": the person answers
+    if not (forward or attached_dsn or _BOUNCE_SUBJECT_RE.search(subject or "")):
+        return False  # (most replies stop here, before their text is made)
+    text = own_text()[:20_000]
+    if not _says_nothing_own(strip.strip_reply(text)):
+        return False
+    if attached_dsn:
+        return True
+    passed_on = strip.forwarded_part(text, forward_subject=forward)
+    if passed_on is None:
+        return False
+    head = passed_on[:1500]
+    from_line = _FORWARDED_FROM_RE.search(head)
+    if from_line is None:
+        return False
+    value = from_line.group("value").strip()
+    addrs = addresses_in(value)
+    daemon = _daemon_from(value) or any(_BOUNCE_SENDER_RE.match(a) for a in addrs)
+    return daemon and bool(_BOUNCE_BODY_RE.search(passed_on[:5000]))
 
 
 def detect_bounce(

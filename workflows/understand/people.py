@@ -10,11 +10,23 @@ Surname particles stay part of the name ("Jan de Boer", "Sanne van 't Hof", "col
 Vries", "mevrouw van der Meer"); a list after the trigger ("mijn collega's Karin Smit en Jan
 de Boer") gives one person each. A negated "komt niet mee" names nobody, nor does a negated
 trigger ("ik kom, maar niet met een collega", "without my colleague").
+
+An address belongs to a person only when it is written right next to the name: "Naam
+(adres)", "Naam <adres>", "Naam [adres]", "Naam, adres", "Naam: adres", "Naam - adres", "Naam
+(e-mail: adres)", or "adres (Naam)". An address further on in the sentence is nobody's: in
+"Karin Smit heeft zich afgemeld maar Ahmed Benali (a.benali@…) gaat mee" it is Ahmed's, and
+Karin is no companion at all. The person before "… gaat mee" is looked for in the last part of
+the clause, after "maar/but/en/and/want/omdat/…". Someone said not to come ("X heeft zich
+afgemeld", "X kan niet", "X komt niet", "X can't make it", "zonder X") is never a companion,
+even when named as one elsewhere in the reply. `pairing_doubt` says when the reply leaves it
+unclear who comes with which address (an address next to no companion in a companion's
+sentence, or a companion also said not to come): such a reply is for a human.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 _ROLE = (
@@ -47,6 +59,15 @@ _PERSON_RE = re.compile(
     rf"(?P<name>{_NAME}|(?<=[ \t]){_SURNAME})?[ \t]*"
     rf"(?P<email>[(<\[]?\s*{_EMAIL_RE.pattern}\s*[)>\]]?)?"
 )
+# An address right after a name, when not in the mention itself ("Naam (adres)" and "Naam
+# <adres>" are): "Naam, adres", "Naam: adres", "Naam - adres", "Naam (e-mail: adres)".
+_ADDR_LABEL = r"(?:e-?mail(?:[ \t-]?ad(?:res|dress))?|mailadres|adres|address)[ \t]*:?[ \t]*"
+_ADJACENT_EMAIL_RE = re.compile(
+    rf"[ \t]*(?:[(<\[][ \t]*(?i:{_ADDR_LABEL})?(?P<bracketed>{_EMAIL_RE.pattern})[ \t]*[)>\]]"
+    rf"|(?:[,:]|[ \t]?[-–—])[ \t]*(?i:{_ADDR_LABEL})?(?P<listed>{_EMAIL_RE.pattern}))"
+)
+# A name in brackets right after an address: "k.smit@gemeente.example (Karin Smit)".
+_NAME_AFTER_ADDRESS_RE = re.compile(rf"[ \t]*[(\[][ \t]*(?P<name>{_NAME})[ \t]*[)\]]")
 _PLURAL_ROLE_RE = re.compile(r"(?i:collega['’]s|collegae|colleagues|collega-?wethouders)")
 # A further person in a list: "met mijn collega's Karin Smit en Jan de Boer".
 _AND_RE = re.compile(r"[ \t]*(?:,|(?i:en|and|&))[ \t]+")
@@ -217,7 +238,8 @@ _COMPANION_AFTER = re.compile(  # person before the phrase: "X komt ook mee"
     re.IGNORECASE,
 )
 _NOT_ALONE = re.compile(
-    r"\b(?:kom|come)\s+(?:\w+\s+)?(?:niet\s+alleen|not\s+alone)\b|\bplus\s*(?:one|één|1)\b|\+1\b",
+    r"\b(?:kom|come)\s+(?:\w+\s+)?(?:niet\s+alleen|not\s+alone)\b|\bplus\s*(?:one|één|1)\b|\+1\b"
+    r"|\bmet\s+(?:z['’]n|zijn|ons)\s+(?:twee(?:ë|e)n|tweetjes)\b|\bthe\s+two\s+of\s+us\b",
     re.IGNORECASE,
 )
 
@@ -268,20 +290,46 @@ def _person_at(text: str, pos: int, limit: int) -> Person | None:
     name = _clean_name(name or "")
     if not (role or name or email):
         return None
+    end = pos + m.end()
     in_mention = _EMAIL_RE.search(email) if email else None
     addr = in_mention.group(0).lower() if in_mention else None
-    if addr is None:
-        addr = _email_near(text, pos + m.end())
-    return Person(name, addr, pos, pos + m.end())
+    if addr is None and (role or name):
+        # "Naam, adres", "Naam (e-mail: adres)": only right next to the name.
+        beside = _ADJACENT_EMAIL_RE.match(text, end, pos + limit)
+        if beside:
+            addr = (beside.group("bracketed") or beside.group("listed")).lower()
+            end = beside.end()
+    elif addr is not None and not name:
+        # "adres (Naam)"
+        named = _NAME_AFTER_ADDRESS_RE.match(text, end, pos + limit)
+        if named and _clean_name(named.group("name")):
+            name = _clean_name(named.group("name"))
+            end = named.end()
+    return Person(name, addr, pos, end)
+
+
+_LOOK_BACK = 300
+_CONJUNCTION_RE = re.compile(
+    r"\b(?:maar|doch|echter|want|omdat|terwijl|hoewel|en|but|however|because|while|whereas|"
+    r"though|although|and)\b",
+    re.IGNORECASE,
+)
 
 
 def _person_before(text: str, pos: int) -> Person | None:
     """The first role/name in the clause that ends at `pos` ("collega Jansen komt …")."""
-    ends = [m.end() for m in _CLAUSE_END_RE.finditer(text, 0, pos)]
-    clause_start = ends[-1] if ends else 0
+    # (a clause is short: look back at most _LOOK_BACK characters, so a long reply of many
+    # "… niet," stays linear)
+    window = max(0, pos - _LOOK_BACK)
+    ends = [m.end() for m in _CLAUSE_END_RE.finditer(text, window, pos)]
+    clause_start = ends[-1] if ends else window
     if not text[clause_start:pos].strip() and len(ends) >= 2 and text[ends[-1] - 1] == ",":
         # An apposition ends at the verb: "My deputy, Mark Jansen, will attend in my place".
         clause_start = ends[-2]
+    # "Karin Smit heeft zich afgemeld maar Ahmed Benali gaat mee": the one who goes is named
+    # after the last conjunction, not at the start of the clause.
+    for conj in _CONJUNCTION_RE.finditer(text, clause_start, pos):
+        clause_start = conj.end()
     clause = text[clause_start:pos]
     best: Person | None = None
     for m in re.finditer(rf"(?i:\b{_ROLE}\b)|{_NAME}|{_EMAIL_RE.pattern}", clause):
@@ -307,26 +355,36 @@ def find_subject(text: str, start: int, end: int) -> Person | None:
     return Person(person.name, person.email, start + person.start, start + person.end)
 
 
-def _email_near(text: str, pos: int) -> str | None:
-    """An e-mail address later in the same sentence (within 80 characters)."""
-    tail = text[pos : pos + 80]
-    stop = re.search(r"[.!?;\n](?:\s|$)", tail)
-    if stop:
-        tail = tail[: stop.start()]
-    m = _EMAIL_RE.search(tail)
-    return m.group(0).lower().rstrip(".") if m else None
-
-
 def find_substitute(text: str) -> Person | None:
     for m in _SUBSTITUTE_BEFORE.finditer(text):
         person = _person_at(text, m.end(), 160)
         if person:
-            return person
+            return _with_their_address(text, person, m.end())
     for m in _SUBSTITUTE_AFTER.finditer(text):
         person = _person_before(text, m.start())
         if person:
-            return person
+            return _with_their_address(text, person, m.end())
     return None
+
+
+# "…komt in mijn plaats, zijn e-mailadres is x@y", "her email address is x@y": the address of
+# the one person just named, given with a pronoun in the same or the next sentence.
+_THEIR_ADDRESS_RE = re.compile(
+    rf"[^\n]{{0,40}}?\b(?:zijn|haar|his|her)[ \t]+(?i:{_ADDR_LABEL})"
+    rf"(?:is[ \t]+|luidt[ \t]+)?(?P<email>{_EMAIL_RE.pattern})",
+    re.IGNORECASE,
+)
+
+
+def _with_their_address(text: str, person: Person, after: int) -> Person:
+    """The person with the address a pronoun gives right after their mention, if they had none
+    and no other address comes between."""
+    if person.email is not None:
+        return person
+    m = _THEIR_ADDRESS_RE.match(text, max(after, person.end))
+    if m is None or _EMAIL_RE.search(text, max(after, person.end), m.start("email")):
+        return person
+    return Person(person.name, m.group("email").lower(), person.start, m.end())
 
 
 # A negated trigger: "niet met een collega", "zonder", "not with".
@@ -336,6 +394,12 @@ _NEGATED_TRIGGER = re.compile(
 
 
 def find_companions(text: str, substitute: Person | None = None) -> list[Person]:
+    """The companions named in `text`; nobody who is said not to come."""
+    negated = _not_coming(text)
+    return [p for p in _companion_candidates(text, substitute) if not _among(p, negated)]
+
+
+def _companion_candidates(text: str, substitute: Person | None) -> list[Person]:
     found: list[Person] = []
     for m in _COMPANION_BEFORE.finditer(text):
         if _NEGATED_TRIGGER.search(text, max(0, m.start() - 24), m.start()):
@@ -355,6 +419,105 @@ def find_companions(text: str, substitute: Person | None = None) -> list[Person]
     if not found and not_alone:
         found.append(Person("", None, not_alone.start(), not_alone.end()))
     return _dedupe(found)
+
+
+# Someone said not to come, named before the words: "Karin Smit heeft zich (helaas) afgemeld",
+# "Karin kan niet", "Karin komt toch niet", "Karin is verhinderd", "Karin can't make it",
+# "Karin Smit niet." ("Ahmed gaat mee, Karin niet").
+_NOT_COMING_AFTER = re.compile(
+    r"\b(?:heeft|had|hebben)\s+zich\s+(?:\w+\s+){0,3}?(?:afgemeld|teruggetrokken)\b"
+    r"|\b(?:meldt|meldde)\s+zich\s+(?:\w+\s+){0,3}?af\b"
+    # "kan niet", "komt helaas niet mee", "kan toch niet komen"; not "wil geen vlees", "kan niet
+    # lang blijven", "kan niet wachten": the "niet" ends the clause or is about coming.
+    r"|\b(?:kan|kon|komt|kwam|gaat|ging|zal|wil|mag)\s+(?:\w+\s+){0,3}?niet\b"
+    r"(?=[ \t]*(?:[.,;:!?\n)]|$|(?:maar|but|en|and|helaas|toch|meer|komen|mee|meekomen|aanwezig"
+    r"|erbij|bij|deelnemen|aansluiten|want|omdat|vanwege|wegens|door|ivm|i\.v\.m\.)(?!\w)))"
+    r"|\b(?:is|was)\s+(?:\w+\s+){0,2}?(?:verhinderd|ziek|afwezig|uitgevallen)\b"
+    r"|\bmoet\s+(?:\w+\s+){0,2}?(?:afzeggen|afmelden|verstek\s+laten\s+gaan)\b"
+    r"|\b(?:zegt|zei|valt|viel|haakt|haakte)\s+(?:\w+\s+){0,2}?af\b"
+    r"|\b(?:can['’]?t|cannot|can\s+not|could\s*n['’]?t|could\s+not|won['’]?t|will\s+not|"
+    r"is\s*n['’]?t|is\s+not|was\s*n['’]?t|was\s+not|does\s*n['’]?t|does\s+not)\s+"
+    r"(?:\w+\s+){0,2}?(?:make\s+it|come|attend|join|be\s+(?:there|coming|attending|joining|present)"
+    r"|coming|attending|joining|available)\b"
+    r"|\b(?:has|had|have)\s+(?:\w+\s+)?(?:cancell?ed|declined|withdrawn|pulled\s+out|"
+    r"dropped\s+out|backed\s+out)\b"
+    r"|\bis\s+(?:\w+\s+)?(?:unable|not\s+able)\s+to\b"
+    r"|(?<=[\w)>\]])[ \t]+(?:niet|not)(?=[ \t]*(?:[.,;!?\n]|$))",
+    re.IGNORECASE,
+)
+# Named after the words: "zonder Karin Smit", "without John Smith".
+_NOT_COMING_BEFORE = re.compile(r"\b(?:zonder|without|behalve|except)\s+", re.IGNORECASE)
+
+
+def _not_coming(text: str) -> list[Person]:
+    """People the reply says do not come."""
+    people: list[Person] = []
+    for m in _NOT_COMING_AFTER.finditer(text):
+        person = _person_before(text, m.start())
+        if person and (person.name or person.email):
+            people.append(person)
+    for m in _NOT_COMING_BEFORE.finditer(text):
+        person = _person_at(text, m.end(), 160)
+        if person and (person.name or person.email):
+            people.append(person)
+    return people
+
+
+def _among(person: Person, others: list[Person]) -> bool:
+    """Whether `person` is one of `others`: the same mention, address or name; a first name
+    or surname alone ("Karin kan toch niet") names the "Karin Smit" named before."""
+    for other in others:
+        if person.start < other.end and other.start < person.end:
+            return True
+        if person.email and person.email == other.email:
+            return True
+        mine, theirs = person.name.lower().split(), other.name.lower().split()
+        if (
+            mine
+            and theirs
+            and (mine == theirs or (len(theirs) == 1 and theirs[0] in (mine[0], mine[-1])))
+        ):
+            return True
+    return False
+
+
+def pairing_doubt(
+    text: str, companions: list[Person], substitute: Person | None = None
+) -> str | None:
+    """Why the reply leaves unclear who comes with which address, or None. Such a reply goes
+    to a human: a guessed pairing would register someone under another person's address.
+
+    - someone named as coming is also said not to come ("… met Karin Smit. Karin kan niet");
+    - an address is next to no name, and a companion or the substitute has none ("Ik kom met
+      Karin Smit. Haar adres is k.smit@…") or it stands in their sentence ("Ik kom met
+      collega Ahmed Benali (a.benali@…), k.smit@… komt ook");
+    - names without address and addresses without name are listed together ("met Karin Smit
+      en a.benali@…").
+    """
+    negated = _not_coming(text)
+    for p in _companion_candidates(text, substitute):
+        if _among(p, negated):
+            return f"{p.name or p.email or 'a companion'} is named as coming and as not coming"
+    named = [*companions, *([substitute] if substitute else [])]
+    paired = {p.email for p in (*named, *negated) if p.email}
+    without_address = any(p.name and not p.email for p in named)
+    # Sentence ends (a full stop inside an address does not end one), found once.
+    ends = [m.end() for m in re.finditer(r"[.!?;](?=\s|$)|\n", text)]
+    for m in _EMAIL_RE.finditer(text):
+        addr = m.group(0).lower()
+        if addr in paired:
+            continue
+        if without_address:  # "… met Karin Smit. Haar adres is k.smit@…": whose, for sure?
+            return f"address {addr} is next to no name"
+        k = bisect_right(ends, m.start())
+        start, end = (ends[k - 1] if k else 0), (ends[k] if k < len(ends) else len(text))
+        if any(start <= p.start < end or start < p.end <= end for p in named):
+            return f"address {addr} is next to no name"
+    if any(p.name and not p.email for p in companions) and any(
+        p.email and not p.name for p in companions
+    ):
+        return "names and addresses of companions are given apart"
+    return None
 
 
 def _listed_after(text: str, first: Person) -> list[Person]:

@@ -10,6 +10,17 @@ No mention counts in a sentence that says the writer has not chosen yet ("ik twi
 wonen en werk", "ik weet nog niet welke"), nor after a negation in its own clause ("maar niet
 naar de deelsessie veiligheid"): a wrong session is worse than none. (Indifference is not
 doubt: "werk of wonen, maakt me niet uit" takes the first, which the writer is content with.)
+
+A simple inflection of a one-word key, alias or title word counts too: plural or verb "-en",
+"-s", "-e" ("fiets" → "fietsen"; not a derived word such as "fietsers"), with Dutch spelling
+("bus" → "bussen", "school" → "scholen", "huis" → "huizen", "brief" → "brieven"), English
+"-es"/"-ies", and the stem of a plural alias ("woningen" → "woning"). Such a word is often an
+ordinary verb or noun ("Wij fietsen graag"), so it counts only in a clause that is nothing but
+the choice ("Fietsen graag.", "Ja, ik kom, fietsen graag", "Deelsessie: fietsen", "Ik kies
+fietsen") or right after a session word ("deelsessie fietsen"). A form that belongs to two
+sessions, or to one while a misspelling points at another, or that is a common word
+("werken", "zorgen"), counts for none. Misspellings that point at more than one session count
+for none either.
 """
 
 from __future__ import annotations
@@ -143,6 +154,7 @@ class _Index:
     def __init__(self, sessions: tuple[SessionSpec, ...]) -> None:
         self.terms = _build_terms(sessions)
         self.fuzzy = [t for t in self.terms if t.fuzzy]
+        self.inflected = _inflections(self.terms)
         # Exact matches start with their first word; same (longest first) order as `terms`.
         self.starting_with: dict[str, list[_Term]] = {}
         for term in self.terms:
@@ -179,6 +191,60 @@ def _build_terms(sessions: Sequence[SessionSpec]) -> list[_Term]:
                 terms.append(_Term(s.key, words, len(words) == 1 and len(words[0]) >= 5))
     # Longer terms first so "werk en inkomen" wins over "werk".
     return sorted(terms, key=lambda t: -len(t.words))
+
+
+# Common words an inflection could spell: never read as a session ("ik wil graag werken aan …").
+_COMMON_FORMS = frozenset(
+    [
+        "werken", "wonen", "zorgen", "komen", "gaan", "zijn", "doen", "maken", "nemen", "geven",
+        "staan", "zien", "weten", "willen", "kunnen", "moeten", "mogen", "houden", "vinden",
+        "lopen", "leren", "delen", "spelen", "praten", "helpen", "werkt", "woont", "zorgt",
+        "leert", "speelt", "helpt", "mensen", "dingen", "zaken", "jaren", "dagen", "uren",
+        "vragen", "antwoorden", "groeten", "wijken", "works", "jobs", "lives", "things", "times",
+        "years", "days", "needs", "helps", "plans", "talks", "meetings", "thanks", "regards",
+        "sessies", "sessions", "themas", "topics", "tracks", "workshops",
+    ]
+)  # fmt: skip
+_VOWELS = "aeiou"
+
+
+def _forms(word: str) -> set[str]:
+    """Plural and verb forms of one session word, and the stem of a plural one."""
+    forms = {word + "en", word + "s", word + "e"}
+    if word.endswith("e"):
+        forms.add(word + "n")
+    if word.endswith(("s", "x", "ch", "sh")):
+        forms.add(word + "es")
+    if len(word) > 3 and word.endswith("y") and word[-2] not in _VOWELS:
+        forms.add(word[:-1] + "ies")
+    if re.search(r"(?:^|[^aeiou])[aeiou][bdfgklmnprt]$", word):
+        forms.add(word + word[-1] + "en")  # "bus" → "bussen", "kanon" → "kanonnen"
+    if re.search(r"(aa|ee|oo|uu)[^aeiouy]$", word):
+        forms.add(word[:-2] + word[-1] + "en")  # "school" → "scholen"
+    if re.search(r"[aeiouy]f$", word):
+        forms.add(word[:-1] + "ven")  # "brief" → "brieven"
+    if re.search(r"(?:ui|ij|ei|au|ou|aa|ee|oo|uu)s$", word):
+        forms.add(word[:-1] + "zen")  # "huis" → "huizen"
+    for ending in ("en", "s"):
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and len(stem) >= 4:
+            forms.add(stem)  # "woningen" → "woning", "jobs" no: too short
+    forms.discard(word)
+    return forms
+
+
+def _inflections(terms: list[_Term]) -> dict[str, list[_Term]]:
+    """Each inflected form of a one-word term (four letters or more) that is no term itself
+    nor a common word, with the terms it is a form of (of more than one session: ambiguous)."""
+    exact = {t.words[0] for t in terms if len(t.words) == 1}
+    found: dict[str, list[_Term]] = {}
+    for term in terms:
+        if len(term.words) != 1 or len(term.words[0]) < 4 or not term.words[0].isalpha():
+            continue
+        for form in _forms(term.words[0]):
+            if form not in exact and form not in _COMMON_FORMS:
+                found.setdefault(form, []).append(term)
+    return found
 
 
 def _norm(word: str) -> str:
@@ -223,11 +289,17 @@ def find_sessions(text: str, sessions: Sequence[SessionSpec]) -> list[SessionMen
     while i < len(tokens):
         word = tokens[i][0]
         terms = index.starting_with.get(word, no_terms)
-        hit = _match_at(tokens, i, terms, index.fuzzy_terms(word))
+        inflected = index.inflected.get(word, no_terms)
+        hit = _match_at(tokens, i, terms, index.fuzzy_terms(word), inflected)
         if hit is not None:
-            term, exact = hit
-            j = i + len(term.words)
-            if _counts(lowered, tokens, i, j, exact or len(term.words) > 1):
+            term, how = hit
+            exact = how == "exact"
+            j = i + (len(term.words) if exact else 1)
+            if (
+                _counts_inflected(lowered, tokens, i)
+                if how == "inflected"
+                else _counts(lowered, tokens, i, j, exact or len(term.words) > 1)
+            ):
                 mentions.append(SessionMention(term.key, tokens[i][1], tokens[j - 1][2], exact))
                 i = j
                 continue
@@ -240,16 +312,27 @@ def _fuzzy_terms(word: str, terms: list[_Term]) -> list[_Term]:
 
 
 def _match_at(
-    tokens: list[tuple[str, int, int]], i: int, terms: list[_Term], fuzzy: list[_Term]
-) -> tuple[_Term, bool] | None:
-    """The longest term starting at token i: (term, exact)."""
+    tokens: list[tuple[str, int, int]],
+    i: int,
+    terms: list[_Term],
+    fuzzy: list[_Term],
+    inflected: list[_Term] | None = None,
+) -> tuple[_Term, str] | None:
+    """The longest term starting at token i, and how it matched: "exact", "inflected" (a
+    plural or verb form of a one-word term) or "fuzzy" (a misspelling). A word that could be
+    either of two sessions is neither."""
     for term in terms:
         n = len(term.words)
         if i + n > len(tokens) or tokens[i][0] != term.words[0]:
             continue
         if all(tokens[i + k][0] == term.words[k] for k in range(1, n)):
-            return term, True
-    return (fuzzy[0], False) if fuzzy else None
+            return term, "exact"
+    keys = {t.key for t in (*fuzzy, *(inflected or ()))}
+    if len(keys) != 1:
+        return None  # none, or a form or misspelling of two sessions
+    if inflected:
+        return inflected[0], "inflected"
+    return fuzzy[0], "fuzzy"
 
 
 def _counts(text: str, tokens: list[tuple[str, int, int]], i: int, j: int, exact: bool) -> bool:
@@ -277,13 +360,57 @@ def _counts(text: str, tokens: list[tuple[str, int, int]], i: int, j: int, exact
     # A bare choice: "Wonen." / "Deelsessie: wonen" / a list item.
     if len(sentence_tokens) <= (j - i) + 2:
         return True
-    after = [t[0] for t in tokens[j : j + 1] if t[1] < sent_end]
-    if after and after[0] in _AFTER_CUES:
+    # "wonen graag", "werk of wonen"; not across a comma ("Ik kom met de fiets, deelsessie
+    # wonen": the next word starts another clause).
+    after = [t for t in tokens[j : j + 1] if t[1] < sent_end]
+    if (
+        after
+        and after[0][0] in _AFTER_CUES
+        and not re.search(r"[,:()]", text[tokens[j - 1][2] : after[0][1]])
+    ):
         return True
     prefix = text[sent_start:start]
     if re.search(r"[:\-–(]\s*$", prefix) or _DOE_MAAR.search(prefix):
         return True
     return any(w in _CUES or _CUE_TYPO.match(w) for w in before) and (exact or len(before) > 0)
+
+
+# Words that may stand beside an inflected session word in a clause that only chooses it.
+_CHOICE_WORDS = frozenset(
+    [
+        "graag", "please", "deelsessie", "deelsessies", "sessie", "session", "workshop", "thema",
+        "track", "topic", "voorkeur", "preference", "liefst", "bij", "de", "het", "the", "voor",
+        "for", "keuze", "choice", "optie", "option", "ja", "yes", "dan", "then",
+        "wordt", "is", "kies", "gekozen", "choose", "prefer",
+    ]
+)  # fmt: skip
+# With one of these "ik/I" may stand there too: "Ik kies fietsen", "I prefer cycling".
+_CHOOSING = frozenset(["kies", "choose", "prefer", "gekozen"])
+_SESSION_NOUN = re.compile(r"^(?:deelsessie|sessie|session|workshop|thema|track|topic)$")
+
+
+def _counts_inflected(text: str, tokens: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether the inflected session word tokens[i] is a choice: right after a session word
+    ("deelsessie fietsen"), or in a clause with nothing but choosing words ("Fietsen graag.",
+    "Ik kies fietsen"). The negation and "not chosen yet" checks of `_counts` apply first."""
+    start, end = tokens[i][1], tokens[i][2]
+    sent_start = max(text.rfind(c, 0, start) for c in ".!?;\n") + 1
+    sent_ends = [p for p in (text.find(c, end) for c in ".!?;\n") if p >= 0]
+    sent_end = min(sent_ends) if sent_ends else len(text)
+    if _UNDECIDED.search(text, max(sent_start, start - 300), min(sent_end, start + 300)):
+        return False
+    clause_start = max(text.rfind(c, 0, start) for c in ".!?;\n,:()") + 1
+    clause_ends = [p for p in (text.find(c, end) for c in ".!?;\n,()") if p >= 0]
+    clause_end = min(clause_ends) if clause_ends else len(text)
+    before = [t[0] for t in tokens[max(0, i - 4) : i] if t[1] >= clause_start]
+    if any(w in _NEGATORS for w in before):
+        return False
+    if before and (_SESSION_NOUN.match(before[-1]) or _CUE_TYPO.match(before[-1])):
+        return True
+    others = {t[0] for t in tokens if clause_start <= t[1] < clause_end} - {tokens[i][0]}
+    if others <= _CHOICE_WORDS:
+        return True
+    return others <= _CHOICE_WORDS | {"ik", "i"} and bool(others & _CHOOSING)
 
 
 def first_session(text: str, sessions: Sequence[SessionSpec]) -> str | None:

@@ -544,6 +544,11 @@ def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
         if (who := _colleague_choosing(statements, mention, companions, substitute))
     ]
     coming = _colleague_coming(statements, companions, substitute)
+    doubt = people.pairing_doubt(statements, companions, substitute)
+    if doubt is not None and kind is not ReplyKind.UNCLEAR:
+        # Who comes with which address is not clear: a wrong pairing would register one
+        # person's address under another's name.
+        kind, notes = ReplyKind.UNCLEAR, [doubt]
     if coming is not None and kind is not ReplyKind.UNCLEAR:
         kind = ReplyKind.UNCLEAR
         notes = [f"a colleague ({coming.name or 'unnamed'}) comes but is not read as a companion"]
@@ -562,7 +567,8 @@ def read_text(text: str, sessions: Sequence[SessionSpec]) -> TextReading:
         # "Collega Jansen komt in mijn plaats, deelsessie wonen": the choice is the substitute's,
         # the invitee (who declines) has none.
         sub_session, own = own, None
-    if own is not None and kind is ReplyKind.UNCLEAR and (_any_signal(sig) or coming or chosen):
+    unsure_around = _any_signal(sig) or coming or chosen or doubt
+    if own is not None and kind is ReplyKind.UNCLEAR and unsure_around:
         # An unclear reply with a session sets the session of someone already registered
         # ("wonen graag" after registering). That is only safe when the session is all it
         # says; beside a contradictory or hedged answer the session is as unsure as the rest.
