@@ -334,15 +334,19 @@ def test_accept_from_the_waitlist_without_room_says_so(db: Session, clock: Manua
 def test_a_new_acceptance_behind_others_is_waitlisted_then_registered_when_asked_again(
     db: Session, clock: ManualClock
 ) -> None:
-    w = World(db, clock, capacity=2)
-    fill(w, 1)
-    big = w.invitee()  # a party of 2 does not fit in the 1 free seat: it waits first in line
-    w.tell(big, ACCEPT, companions=(PersonMention("X", "x@x.example"),))
+    # Within the no-offers window before the start, a freed seat is not offered: the one
+    # waiting keeps their claim, and a newcomer is waitlisted behind them.
+    w = World(db, clock, capacity=1, registration_deadline=event_config().starts_at)
+    [first_in] = fill(w, 1)
+    waiting = w.invitee()
+    w.tell(waiting, ACCEPT)
+    clock.set(w.event.starts_at - timedelta(hours=w.event.no_offers_within_hours - 1))
+    w.tell(first_in, DECLINE, mentions_cancellation=True)
     p = w.invitee()
     first = answer(w, p, Answer.ACCEPT)
     assert first.new_status is P.WAITLISTED
     assert first.not_registered is not None
-    assert "others are waiting" in first.not_registered
+    assert "a waiting party fits the free seats first" in first.not_registered
     assert "record the acceptance again to register them by hand" in first.not_registered
     second = answer(w, p, Answer.ACCEPT)
     assert second.new_status is P.REGISTERED
@@ -529,7 +533,10 @@ def test_cli_inbox_dismiss(cli: Any, db: Session, clock: ManualClock) -> None:
     assert listing.exit_code == 0, listing.output
     assert "exceeds max_message_bytes" in listing.stdout
     assert "rsvpmail inbox dismiss ID --reason TEXT" in listing.stdout
-    assert f"{row.received_at:%Y-%m-%d %H:%M} UTC" in listing.stdout  # no event: UTC
+    assert f"{row.received_at:%Y-%m-%d %H:%M} UTC" in listing.stdout  # no event at all: UTC
+    # Too large to read again: release is refused, so only dismiss is offered for it.
+    assert "only dismiss: read it in folder Quarantine on the mail server" in listing.stdout
+    assert f"rsvpmail inbox release {row.id}" not in listing.stdout
     release = one_line_error(cli("inbox", "release", str(row.id)))
     assert f"rsvpmail inbox dismiss {row.id} --reason" in release
 

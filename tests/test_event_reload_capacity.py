@@ -8,6 +8,7 @@ offers seats to the waitlist, lowering removes nobody) and is audited. SQLite an
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.conftest import EVENT_TOML
 from tests.factories import event_config
 from tests.mailfactory import ManualClock, World, installed_clock
 from workflows.errors import RsvpError
+from workflows.event_config import SessionSpec
 from workflows.events import load_event
 from workflows.registration import CapacityChange, change_capacity
 from workflows.understanding import ReplyKind
@@ -228,3 +230,23 @@ def test_a_removed_session_is_refused_while_someone_has_it_and_forgotten_by_the_
     db.commit()
     assert [s.key for s in w.event.sessions] == [s.key for s in without_wonen.sessions]
     assert {db.get(Participant, p.id).session_id for p in (staying, leaving)} == {None}  # type: ignore[union-attr]
+
+
+def test_more_room_in_a_deelsessie_on_reload_is_offered_to_those_waiting_for_it(
+    db: Session, clock: ManualClock
+) -> None:
+    def wonen_holds(places: int) -> tuple[SessionSpec, ...]:
+        return tuple(
+            dataclasses.replace(s, capacity=places if s.key == "wonen" else None)
+            for s in event_config().sessions
+        )
+
+    w = World(db, clock, capacity=10, sessions=wonen_holds(1))
+    first, second = w.invitee(), w.invitee()
+    for p in (first, second):
+        w.tell(p, ReplyKind.ACCEPT, session="wonen")
+    assert w.statuses(first, second) == [P.REGISTERED, P.WAITLISTED]
+
+    load_event(db, event_config(capacity=10, sessions=wonen_holds(2)))
+    db.commit()
+    assert w.statuses(first, second) == [P.REGISTERED, P.OFFERED]

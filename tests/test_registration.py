@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from db.models import (
     AuditEntry,
+    EventSession,
     InboundStatus,
     Invitation,
     InvitationStatus,
@@ -150,6 +151,65 @@ def test_session_capacity_limits_registration(db: Session, clock: ManualClock) -
     w.tell(a, ACCEPT, session="wonen")
     w.tell(b, ACCEPT, session="wonen")
     assert w.statuses(a, b) == [P.REGISTERED, P.WAITLISTED]
+
+
+def test_a_move_out_of_a_full_session_offers_its_place(db: Session, clock: ManualClock) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    moving, waiting = w.invitee(), w.invitee()
+    w.tell(moving, ACCEPT, session="wonen")
+    w.tell(waiting, ACCEPT, session="wonen")
+    w.tell(moving, ACCEPT, session="werk")  # a registered person moves: wonen has a place
+    assert w.statuses(moving, waiting) == [P.REGISTERED, P.OFFERED]
+    assert [m.recipient for m in w.mails("seat_offered")] == [waiting.person.email]
+
+
+def test_a_waiting_person_who_moves_to_a_session_with_room_is_offered(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    in_wonen, waiting = w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(waiting, ACCEPT, session="wonen")
+    inbound = w.tell(waiting, ReplyKind.UNCLEAR, session="werk")
+    assert inbound.status is InboundStatus.PROCESSED
+    assert w.status(waiting) is P.OFFERED
+    assert w.kinds_to(waiting)[-2:] == ["session_confirmed", "seat_offered"]
+
+
+def test_an_offer_taken_in_another_session_offers_the_place_it_held(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    in_wonen, first, second = w.invitee(), w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(first, ACCEPT, session="wonen")
+    w.tell(second, ACCEPT, session="wonen")
+    w.tell(in_wonen, DECLINE, mentions_cancellation=True)
+    assert w.statuses(first, second) == [P.OFFERED, P.WAITLISTED]
+    w.tell(first, ACCEPT, session="werk")  # takes the offer, but in werk
+    assert w.statuses(first, second) == [P.REGISTERED, P.OFFERED]
+
+
+def test_a_move_after_the_deadline_offers_nothing_and_tells_nobody(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    moving, waiting = w.invitee(), w.invitee()
+    w.tell(moving, ACCEPT, session="wonen")
+    w.tell(waiting, ACCEPT, session="wonen")
+    clock.set(w.event.registration_deadline + timedelta(hours=1))
+    w.tell(moving, ReplyKind.UNCLEAR, session="werk")
+    assert w.statuses(moving, waiting) == [P.REGISTERED, P.WAITLISTED]
+    db.refresh(moving)
+    assert moving.session is not None and moving.session.key == "werk"
+    assert w.mails("seat_offered") == []
+    assert w.mails("organiser_notice") == []  # a move frees no seat of the event
+
+
+def session_row(db: Session, w: World, key: str) -> EventSession:
+    return db.scalars(
+        select(EventSession).where(EventSession.event_id == w.event.id, EventSession.key == key)
+    ).one()
 
 
 def _sessions_with_capacity(**capacities: int) -> tuple[SessionSpec, ...]:
@@ -458,17 +518,52 @@ def test_one_freeing_fills_every_seat_that_fits_someone(db: Session, clock: Manu
     assert seats_left(db, w.event) == 0
 
 
-def test_a_newcomer_does_not_overtake_a_waiting_party(db: Session, clock: ManualClock) -> None:
+def test_a_newcomer_does_not_take_a_seat_a_waiting_party_fits(
+    db: Session, clock: ManualClock
+) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    in_wonen, waiting = w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(waiting, ACCEPT, session="wonen")  # wonen is full
+    # wonen grows without anyone being offered its new place (a reload of the event file
+    # changes a deelsessie's capacity as it is): the place is free, and `waiting` fits it
+    wonen = session_row(db, w, "wonen")
+    wonen.capacity = 2
+    db.commit()
+    newcomer = w.invitee()
+    w.tell(newcomer, ACCEPT, session="wonen")
+    # the one waiting is offered the place first; the newcomer waits behind
+    assert w.statuses(waiting, newcomer) == [P.OFFERED, P.WAITLISTED]
+    assert [m.recipient for m in w.mails("seat_offered")] == [waiting.person.email]
+
+
+def test_a_newcomer_gets_a_seat_no_waiting_party_fits(db: Session, clock: ManualClock) -> None:
+    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    in_wonen, for_wonen = w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(for_wonen, ACCEPT, session="wonen")  # waits for the full deelsessie
+    for_werk = w.invitee()
+    w.tell(for_werk, ACCEPT, session="werk")  # 9 seats free, none of them for wonen
+    assert w.statuses(for_wonen, for_werk) == [P.WAITLISTED, P.REGISTERED]
+    assert w.kinds_to(for_werk) == ["registration_confirmed"]
+    assert w.mails("seat_offered") == []
+
+
+def test_a_newcomer_gets_the_seat_a_waiting_pair_cannot_use(
+    db: Session, clock: ManualClock
+) -> None:
     w = world(db, clock, capacity=2)
     registered = fill(w, 2)
     pair = w.invitee()
     w.tell(pair, ACCEPT, companions=(PersonMention("Karin", "karin@x.example"),))
     w.tell(registered[0], DECLINE, mentions_cancellation=True)  # 1 seat free: the pair waits
-    newcomer = w.invitee()
+    newcomer, next_one = w.invitee(), w.invitee()
     w.say(newcomer, "Ja, ik kom graag.")
-    assert w.status(newcomer) is P.WAITLISTED
-    assert (newcomer.waitlist_seq or 0) > (pair.waitlist_seq or 0)
-    assert seats_left(db, w.event) == 1
+    assert w.statuses(pair, newcomer) == [P.WAITLISTED, P.REGISTERED]
+    w.say(next_one, "Ja, ik kom graag.")  # full again: behind the pair
+    assert w.status(next_one) is P.WAITLISTED
+    assert (next_one.waitlist_seq or 0) > (pair.waitlist_seq or 0)
+    assert seats_left(db, w.event) == 0
 
 
 def test_waitlisted_person_declining_leaves_the_list(db: Session, clock: ManualClock) -> None:
@@ -516,6 +611,25 @@ def test_no_offer_within_the_last_hours_before_the_start(db: Session, clock: Man
     w.tell(first, DECLINE, mentions_cancellation=True)
     assert w.status(a) is P.WAITLISTED
     assert len(w.mails("organiser_notice")) == 1
+
+
+def test_within_the_last_hours_a_newcomer_does_not_take_a_seat_a_waiting_party_fits(
+    db: Session, clock: ManualClock
+) -> None:
+    from tests.factories import event_config
+
+    starts_at = event_config().starts_at  # deadline at the start: only the window stops offers
+    w = world(db, clock, capacity=1, registration_deadline=starts_at)
+    [first] = fill(w, 1)
+    waiting = w.invitee()
+    w.tell(waiting, ACCEPT)
+    clock.set(w.event.starts_at - timedelta(hours=w.event.no_offers_within_hours - 1))
+    w.tell(first, DECLINE, mentions_cancellation=True)  # no offer: the organiser decides
+    newcomer = w.invitee()
+    w.tell(newcomer, ACCEPT)
+    assert w.statuses(waiting, newcomer) == [P.WAITLISTED, P.WAITLISTED]
+    assert seats_left(db, w.event) == 1
+    assert len(w.mails("organiser_notice")) == 1  # the freed seat only
 
 
 def test_late_acceptance_is_waitlisted_under_policy_waitlist(

@@ -5,7 +5,11 @@ After every step the invariants of the registration rules must hold:
 * seats held (registered + offered) never exceed the capacity, per event and per session
   with a capacity of its own — unless the capacity was lowered below what was already
   held, in which case the number held never grows;
-* new waitlist numbers only grow, and nobody is registered directly while others wait;
+* new waitlist numbers only grow, and nobody is registered directly while a waiting party
+  fits: no party still waiting after the step would fit in what is free plus the seats of
+  those registered directly in it;
+* after every step, while offers are allowed, no waiting party fits in what is free (a
+  deelsessie move or a newcomer leaves no seat unoffered that a waiting party fits);
 * every time seats are offered (`promote`, checked right after each call): no offer while
   offers are not allowed; while they are, no waiting party that fits is left without an
   offer — no waiting party fits in what is still free afterwards (event seats and
@@ -172,6 +176,20 @@ def run_property(
         wonen_capacity=None,
         steps=[ACCEPT0, PAIR1, SINGLE2, ("accept", 3, 0, None), ("cancel", 0), *EXPIRY],
     )
+    # A newcomer for werk while someone waits for a full wonen; a move out of full wonen;
+    # a waiting person moving to a deelsessie with room.
+    @example(
+        capacity=4,
+        wonen_capacity=1,
+        steps=[
+            ("accept", 0, 0, "wonen"),
+            ("accept", 1, 0, "wonen"),
+            ("accept", 2, 0, "werk"),
+            ("accept", 3, 0, "wonen"),
+            ("accept", 0, 0, "werk"),
+            ("accept", 3, 0, "werk"),
+        ],
+    )
     @given(
         capacity=st.integers(1, 4),
         wonen_capacity=st.sampled_from([None, 1, 2]),
@@ -290,18 +308,28 @@ def check_step(w: World, before: Observation, state: State, action: Action) -> N
                 f"{where}: session {session.key}"
             )
 
-    # waitlist numbers; no newcomer ahead of those waiting
+    # waitlist numbers; no newcomer in a seat a waiting party fits
     changed = {
         pid: (before.statuses.get(pid), p.status)
         for pid, p in rows.items()
         if before.statuses.get(pid) != p.status
     }
+    direct = []
     for pid, (old, new) in changed.items():
         p = rows[pid]
         if new is P.WAITLISTED:
             assert (p.waitlist_seq or 0) > state.max_seq, f"{where}: reused waitlist number"
         if new is P.REGISTERED and old not in (P.OFFERED, P.WAITLISTED):
-            assert not before.waiting_seqs, f"{where}: registered while others were waiting"
+            direct.append(p)
+    free = _free(w.db, w.event, list(rows.values()))
+    for party in _parties(list(rows.values()), P.WAITLISTED):
+        numbers = sorted(m.waitlist_seq or 0 for m in party)
+        if direct:
+            fitted = free.with_back(direct).fits(party)
+            assert not fitted, f"{where}: registered while waiting {numbers} fitted"
+        # whatever the step changed (seats freed, a deelsessie move), what is free is offered
+        if offers_allowed(w.event, w.clock()):
+            assert not free.fits(party), f"{where}: waiting party {numbers} fits, no offer"
     seqs = [p.waitlist_seq for p in rows.values() if p.waitlist_seq is not None]
     state.max_seq = max([state.max_seq, *seqs])
 

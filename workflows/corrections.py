@@ -301,7 +301,9 @@ def _register_from_waitlist(
     for member in party[1:]:
         _mail(ctx, MailKind.COMPANION_CONFIRMED, member, inviter_name=_name(p.person))
     ask_session_once(ctx, p)
-    # The party no longer stands in the line; whoever is first now may fit in what is left.
+    # Taking seats frees none, so this normally offers nothing (the line order does not
+    # decide who fits): it keeps promote's promise that no waiting party fits in what is
+    # free while offers are allowed, should room have been left unoffered.
     promote(db, event, at=ctx.at)
     passed = f"; passed {ahead} person(s) waiting ahead of them" if ahead else ""
     return Outcome(f"registered by hand from the waitlist (party of {len(party)}){passed}")
@@ -334,7 +336,9 @@ def _not_registered(
 def _why_waiting(ctx: ReplyContext) -> str:
     if ctx.late:
         return "accepted after the registration deadline"
-    return "others are waiting"
+    # Registered directly is only a newcomer for room no waiting party fits; this close to
+    # the start no offers go out, so a waiting party that fits keeps its claim.
+    return "a waiting party fits the free seats first (no offers this close to the start)"
 
 
 def _waiting_ahead(db: Session, event: Event, p: Participant) -> int:

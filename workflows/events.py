@@ -54,7 +54,11 @@ def load_event(
     last_loaded = event.config.get("capacity")
     _apply_settings(event, cfg)
     db.flush()
-    _sync_sessions(db, event, cfg)
+    if _sync_sessions(db, event, cfg) and not created:
+        # A deelsessie with more room than before: its waiting parties may fit now.
+        from workflows.registration import promote
+
+        promote(db, event)
     if event.capacity == cfg.capacity:
         return EventLoad(event, created, file_capacity=cfg.capacity)
     if not capacity_from_file and last_loaded == cfg.capacity:
@@ -95,7 +99,9 @@ def _apply_settings(event: Event, cfg: EventConfig) -> None:
     event.config = config_to_json(cfg)
 
 
-def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:
+def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> bool:
+    """Bring the event's deelsessies in line with `cfg`; whether one that existed got room."""
+    roomier = False
     existing = {
         s.key: s for s in db.scalars(select(EventSession).where(EventSession.event_id == event.id))
     }
@@ -106,12 +112,15 @@ def _sync_sessions(db: Session, event: Event, cfg: EventConfig) -> None:
             db.add(row)
         row.title = spec.title
         row.aliases = list(spec.aliases)
+        if row.id is not None and row.capacity is not None:
+            roomier |= spec.capacity is None or spec.capacity > row.capacity
         row.capacity = spec.capacity
         row.position = position
     for key, row in existing.items():
         _release_removed_session(db, event, key, row)
         db.delete(row)
     db.flush()
+    return roomier
 
 
 # Who still counts on a session: it cannot be removed under them. Someone who declined,

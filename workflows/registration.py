@@ -17,8 +17,13 @@ Choices (documented here because they are policy, not accidents):
   `PLACEHOLDER_DOMAIN` (`.invalid`, RFC 2606: never deliverable). They have an invitation
   and token like anyone else, but no mail is ever queued to them (`has_mailbox()`); jobs
   that mail people (reminders, follow-ups) should skip them the same way.
-* **Newcomers never overtake the waitlist.** A new acceptance is registered only when its
-  party fits *and* nobody is waiting; otherwise it joins the end of the waitlist.
+* **Newcomers never take a seat a waiting party fits.** Before a new acceptance is placed,
+  the free seats are offered to the waiting parties that fit them (`promote`); the newcomer
+  is then registered only when its party fits in what is still free and no waiting party
+  fits there (within `no_offers_within_hours` nobody is offered, so a waiting party that
+  fits keeps the seat for the organiser to give). Otherwise it joins the end of the
+  waitlist. A seat that no waiting party can use (someone waits for a full deelsessie) is
+  not left empty.
 * **Offers fill free seats in arrival order.** When seats free up, every waiting party
   that fits in them (event and deelsessie capacity, open offers counted) is offered a
   place, front of the line first. A party that does not fit (a pair when one seat is free,
@@ -44,7 +49,10 @@ Choices (documented here because they are policy, not accidents):
 * **Sessions.** Without a chosen session the person is registered and asked once
   (`choose_session`, `session_asked_at`). Choosing later sets it (`session_confirmed`);
   companions without a session of their own, or in the inviter's previous one, follow the
-  inviter. Moving seat holders into a full session goes to review.
+  inviter. Moving seat holders into a full session goes to review. A move can free a
+  deelsessie place, or let someone waiting fit: afterwards the free seats are offered as
+  when seats free up (no organiser notice when offers are no longer allowed: a move frees
+  no seat).
 * **Seat accounting** counts registered and offered (plus attended/no_show after the
   event). Lowering capacity below the registered count removes nobody; it only stops new
   registrations and offers until enough seats are free again.
@@ -405,19 +413,16 @@ def place_party(
     head_extra: Mapping[str, Any] | None = None,
     head_is_sender: bool = True,
 ) -> Outcome:
-    """Register the party if it fits and nobody waits; otherwise waitlist all of it at the end."""
-    db, event = ctx.db, ctx.event
-    fits = (
-        not ctx.late
-        and not seats.anyone_waiting(db, event)
-        and seats.party_fits(db, event, [m.session_id for m in party])
-    )
-    if fits:
+    """Register the party if it fits in room no waiting party fits; otherwise waitlist all of
+    it at the end (see the module docstring: newcomers never take a seat a waiting party fits)."""
+    db = ctx.db
+    if _newcomer_fits(ctx, [m.session_id for m in party]):
         for member in party:
             _move(ctx, member, P.REGISTERED, reason)
         _confirm_party(ctx, head, party, head_kind, head_extra, head_is_sender)
         return Outcome(f"registered (party of {len(party)})")
-    why = "after the deadline" if ctx.late else "no seats free or others waiting"
+    event = ctx.event
+    why = "after the deadline" if ctx.late else "no room free, or waiting parties fit it first"
     for member, seq in zip(party, seats.next_waitlist_numbers(db, event, len(party)), strict=True):
         member.waitlist_seq = seq
         _move(ctx, member, P.WAITLISTED, f"{reason}; waitlisted ({why})")
@@ -455,6 +460,26 @@ def place_party(
             },
         )
     return Outcome(f"waitlisted at position {position} (party of {len(party)}, {why})")
+
+
+def _newcomer_fits(ctx: ReplyContext, wanted: Sequence[int | None]) -> bool:
+    """Whether a new party whose members chose `wanted` may be registered right now.
+
+    Not after the deadline. With people waiting, they come first: the free seats are offered
+    to the waiting parties that fit (`promote`), and the newcomer gets only room that none
+    of the parties still waiting fits. While offers are allowed that is all that is free
+    after `promote`; within the no-offers window a waiting party that fits keeps its claim.
+    """
+    db = ctx.db
+    if ctx.late:
+        return False
+    if not seats.anyone_waiting(db, ctx.event):
+        return seats.party_fits(db, ctx.event, wanted)
+    _offer_free_room(ctx)
+    room = seats.free_room(db, ctx.event)
+    if any(room.fits([m.session_id for m in w]) for w in _waiting_parties(db, ctx.event)):
+        return False
+    return room.fits(wanted)
 
 
 def _confirm_party(
@@ -516,7 +541,8 @@ def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptanc
             return _review(problem)
     done: list[str] = []
     _note_dietary(p, want)
-    if session is not None and session.id != p.session_id:
+    moved = session is not None and session.id != p.session_id
+    if session is not None and moved:
         done.append(_set_session(ctx, p, session))
     if new:
         added = _companion_participants(ctx, p, new)
@@ -533,7 +559,9 @@ def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptanc
         # A second "ja" usually means the first confirmation was not seen: confirm again.
         _mail(ctx, MailKind.REGISTRATION_CONFIRMED, p, to_sender=True)
         return Outcome("already registered; confirmation sent again")
-    return Outcome("; ".join(done))
+    if moved:
+        done.append(_offers_after_move(ctx))
+    return Outcome("; ".join(d for d in done if d))
 
 
 def _accept_while_waiting(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
@@ -541,7 +569,7 @@ def _accept_while_waiting(ctx: ReplyContext, p: Participant, want: _Acceptance) 
         return _review("someone on the waitlist adds companions (a human decides)")
     _note_dietary(p, want)
     if want.session is not None and want.session.id != p.session_id:
-        return Outcome(_set_session(ctx, p, want.session))
+        return _moved(ctx, _set_session(ctx, p, want.session))
     _mail(
         ctx,
         MailKind.WAITLISTED,
@@ -556,7 +584,8 @@ def _take_offer(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome
     if _adds_companions(ctx, p, want):
         return _review("accepts an offer and adds companions (a human decides)")
     session = want.session
-    if session is not None and session.id != p.session_id:
+    moved = session is not None and session.id != p.session_id
+    if session is not None and moved:
         problem = _session_room_problem(ctx, p, session)
         if problem:
             return _review(problem)
@@ -566,7 +595,9 @@ def _take_offer(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome
     for member in party:
         _move(ctx, member, P.REGISTERED, "accepted the offered seat")
     _confirm_party(ctx, p, party, MailKind.REGISTRATION_CONFIRMED, None, True)
-    return Outcome(f"offer accepted: registered (party of {len(party)})")
+    summary = f"offer accepted: registered (party of {len(party)})"
+    # The offer held a place in the deelsessie it was made for, which is free now.
+    return _moved(ctx, summary) if moved else Outcome(summary)
 
 
 # --------------------------------------------------------------------------- companions
@@ -762,7 +793,20 @@ def choose_session(ctx: ReplyContext, p: Participant, key: str) -> Outcome:
     problem = _session_room_problem(ctx, p, session)
     if problem:
         return _review(problem)
-    return Outcome(_set_session(ctx, p, session))
+    return _moved(ctx, _set_session(ctx, p, session))
+
+
+def _moved(ctx: ReplyContext, summary: str) -> Outcome:
+    """The outcome of a deelsessie move, after offering what the move left free."""
+    return Outcome("; ".join(d for d in (summary, _offers_after_move(ctx)) if d))
+
+
+def _offers_after_move(ctx: ReplyContext) -> str:
+    """A move may free a place in the deelsessie left (for a seat holder) or let someone
+    waiting fit (for a waiting person, who may now be offered a seat): offer the free room
+    to the waiting parties that fit, as when seats free up. Call it last in the rule."""
+    offered = _offer_free_room(ctx)
+    return f"{len(offered)} new offer(s)" if offered else ""
 
 
 # --------------------------------------------------------------------------- decline, cancel
@@ -803,8 +847,9 @@ def decline(ctx: ReplyContext, p: Participant, *, substitute_name: str = "") -> 
             member,
             extra={"party_size": len(party), "inviter_name": _name(p.person)},
         )
-    # Leaving the waitlist frees no seat, but the party may have been blocking the head of
-    # the line, so the next one may fit now.
+    # Leaving the waitlist frees no seat and blocks nobody (a party that does not fit is
+    # passed over), so only a registration's seats are released; the offers then go to the
+    # first waiting parties the free seats fit.
     freed = party if status is P.REGISTERED else []
     offered = release(ctx, freed, cause=f"cancelled:{ctx.stamp}")
     return Outcome(f"{reason} (party of {len(party)}); {len(offered)} new offer(s)")
@@ -812,6 +857,17 @@ def decline(ctx: ReplyContext, p: Participant, *, substitute_name: str = "") -> 
 
 def release(ctx: ReplyContext, freed: Sequence[Participant], *, cause: str) -> list[Participant]:
     return promote(ctx.db, ctx.event, inbound=ctx.inbound, freed=freed, cause=cause, at=ctx.at)
+
+
+def _offer_free_room(ctx: ReplyContext) -> list[Participant]:
+    """Offer what is free now to the waiting parties that fit, after a change that frees no
+    seat of the event but may change who fits (a newcomer about to be placed, a deelsessie
+    move). Nothing was freed, so no organiser notice when offers are no longer allowed.
+
+    `promote` takes the event lock again, which re-reads every loaded object: call it after
+    the changes of the rule are made, not between a room check and the move it allowed.
+    """
+    return release(ctx, [], cause="")
 
 
 # --------------------------------------------------------------------------- substitute
