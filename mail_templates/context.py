@@ -44,7 +44,13 @@ KIND_EXTRAS: Mapping[MailKind, Mapping[str, Any]] = {
     MailKind.CANCELLATION_CONFIRMED: {"party_size": 1, "inviter_name": ""},
     # position: the reader's place on the waitlist when they wait (None: looked up, see
     # _waitlist_position).
-    MailKind.SESSION_CONFIRMED: {"session_key": "", "session_title": "", "position": None},
+    # inviter_name: set when the reader moved along with the colleague who brought them.
+    MailKind.SESSION_CONFIRMED: {
+        "session_key": "",
+        "session_title": "",
+        "position": None,
+        "inviter_name": "",
+    },
     # None: looked up (see _room): free seats now, and people on the waitlist.
     MailKind.TENTATIVE_ACK: {"seats_free": None, "waiting": None},
     MailKind.QUESTION_FORWARDED: {"question_text": "", "from_name": "", "from_email": ""},

@@ -435,8 +435,6 @@ def branch(world: World, name: str, lang: str) -> EmailMessage:
         return build(world, MailKind.SESSION_CONFIRMED, inv, participant=offered)
     if name == "tentative_ack@full":
         return build(world, MailKind.TENTATIVE_ACK, inv, extra={"seats_free": 0, "waiting": 0})
-    if name == "tentative_ack@others_waiting":
-        return build(world, MailKind.TENTATIVE_ACK, inv, extra={"seats_free": 1, "waiting": 2})
     if name == "declined_ack@declined_offer":
         declined = p(ParticipantStatus.DECLINED)
         extra = {"substitute_name": "", "declined_offer": True}
@@ -481,7 +479,6 @@ BRANCHES = (
     "session_confirmed@waitlisted",
     "session_confirmed@offered",
     "tentative_ack@full",
-    "tentative_ack@others_waiting",
     "declined_ack@declined_offer",
     *(f"organiser_notice@{name}" for name in BOUNCE_NOTICES),
 )

@@ -165,10 +165,10 @@ def test_tentative_when_full_says_a_yes_goes_on_the_waitlist(
     assert w.status(p) is P.WAITLISTED
 
 
-def test_tentative_with_a_seat_free_but_people_waiting_says_so(
+def test_tentative_with_a_seat_no_one_waiting_fits_keeps_the_plain_advice(
     db: Session, clock: ManualClock
 ) -> None:
-    # One seat free, and a pair waits for two: a newcomer's yes still joins the waitlist.
+    # One seat free, and a pair waits for two: the seat is the newcomer's if they say yes.
     w = World(db, clock, capacity=2)
     full_event(w, 1)
     pair = w.invitee()
@@ -177,11 +177,9 @@ def test_tentative_with_a_seat_free_but_people_waiting_says_so(
     p = w.invitee()
     w.tell(p, ReplyKind.TENTATIVE)
     text = text_of(last_mail(w, "tentative_ack", p))
-    assert "Er staan op dit moment al mensen op de wachtlijst." in text
-    assert "plaatsen wij u daarom ook op de wachtlijst" in text
-    assert "Alle plaatsen zijn" not in text
+    assert "Alle plaatsen zijn" not in text and "wachtlijst" not in text
     w.tell(p, ACCEPT)
-    assert w.status(p) is P.WAITLISTED
+    assert w.status(p) is P.REGISTERED
 
 
 def test_tentative_with_seats_free_keeps_the_plain_advice(db: Session, clock: ManualClock) -> None:
@@ -368,3 +366,23 @@ def test_offer_and_waitlist_ask_to_accept_the_place(db: Session, clock: ManualCl
     offer = text_of(last_mail(w, "seat_offered", p))
     assert "Wilt u de plaats aannemen?" in offer
     assert "innemen" not in offer
+
+
+# --------------------------------------------------------------------------- moved along
+
+
+def test_a_colleague_moved_along_to_another_deelsessie_is_told(
+    db: Session, clock: ManualClock
+) -> None:
+    # Found in a walk-through: the inviter's new deelsessie moved their colleague too, but
+    # only the inviter was mailed; her confirmation still named the old one.
+    w = World(db, clock, capacity=5)
+    p = w.invitee("Pieter Jansen")
+    karin = PersonMention("Karin Smit", "k.smit@zwaanshoek.example")
+    w.tell(p, ACCEPT, session="wonen", companions=(karin,))
+    [colleague] = w.companions(p)
+    w.tell(p, ACCEPT, session="werk")
+    assert colleague.session is not None and colleague.session.key == "werk"
+    text = text_of(last_mail(w, "session_confirmed", colleague))
+    assert "Pieter Jansen heeft een andere deelsessie gekozen, ook voor u als collega." in text
+    assert "Werk" in text or "werk" in text

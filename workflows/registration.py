@@ -763,17 +763,23 @@ def _session_room_problem(
 
 
 def _set_session(ctx: ReplyContext, p: Participant, session: EventSession) -> str:
-    for follower in _followers(ctx, p):
+    followers = _followers(ctx, p)
+    for follower in followers:
         follower.session_id = session.id
     p.session_id = session.id
-    _mail(
-        ctx,
-        MailKind.SESSION_CONFIRMED,
-        p,
-        to_sender=True,
-        extra={"session_key": session.key, "session_title": session.title},
-    )
-    return f"deelsessie set to {session.key}"
+    chosen = {"session_key": session.key, "session_title": session.title}
+    _mail(ctx, MailKind.SESSION_CONFIRMED, p, to_sender=True, extra=chosen)
+    for follower in followers:
+        # Moved along with the one who brought them: their earlier confirmation named the old
+        # deelsessie, so they hear of the new one (and from whom it came).
+        _mail(
+            ctx,
+            MailKind.SESSION_CONFIRMED,
+            follower,
+            extra={**chosen, "inviter_name": _name(p.person)},
+        )
+    moved_along = f" (and {len(followers)} companion(s))" if followers else ""
+    return f"deelsessie set to {session.key}{moved_along}"
 
 
 def choose_session(ctx: ReplyContext, p: Participant, key: str) -> Outcome:
