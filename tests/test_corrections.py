@@ -212,7 +212,7 @@ def test_accept_with_another_session_moves_a_registered_person_and_companion(
     assert p.session is not None and p.session.key == "werk"
     assert karin.session is not None and karin.session.key == "werk"
     assert w.statuses(p, karin) == [P.REGISTERED, P.REGISTERED]
-    assert result.summary == "deelsessie set to werk"
+    assert result.summary == "deelsessie set to werk (and 1 companion(s))"
     assert w.kinds_to(p)[-1] == "session_confirmed"
     assert seats_taken(db, w.event) == 2
 
