@@ -405,6 +405,9 @@ def _participant_values(
         "organisation": who.organisation if who is not None else "",
         "role": who.role if who is not None else "",
         "status": str(participant.status or ""),
+        # Answered "misschien" and nothing definite since (status stays invited).
+        "maybe": participant.status is ParticipantStatus.INVITED
+        and participant.tentative_at is not None,
         "session": session.title if session is not None else (extra.get("session_title") or None),
         "session_key": session.key if session is not None else None,
         "offer_expires": (

@@ -386,3 +386,16 @@ def test_a_colleague_moved_along_to_another_deelsessie_is_told(
     text = text_of(last_mail(w, "session_confirmed", colleague))
     assert "Pieter Jansen heeft een andere deelsessie gekozen, ook voor u als collega." in text
     assert "Werk" in text or "werk" in text
+
+
+def test_a_forwarded_question_of_someone_who_said_maybe_says_so(
+    db: Session, clock: ManualClock
+) -> None:
+    # Found in a walk-through: the forward said "uitgenodigd, nog geen antwoord".
+    w = World(db, clock, capacity=5)
+    p = w.invitee()
+    w.tell(p, ReplyKind.TENTATIVE)
+    w.tell(p, ReplyKind.QUESTION, has_question=True, reply_text="Is er parkeergelegenheid?")
+    [forward] = w.mails("question_forwarded")
+    text = text_of(forward)
+    assert "heeft ‘misschien’ geantwoord" in text and "nog geen antwoord" not in text
