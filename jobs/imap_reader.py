@@ -578,6 +578,11 @@ class InboxReader:
             return Placement(uid, self.settings.quarantine_folder, None)
         if fresh:
             self.report.quarantined += 1
+            log.info(
+                "message quarantined",
+                extra={"fields": {"uid": uid, "inbound_id": row_id, "size": size or len(raw),
+                                  "reason": "oversized" if size is not None else "failed"}},
+            )  # fmt: skip
         else:
             self.report.duplicates += 1
         return Placement(uid, self.folder_for(status), row_id)

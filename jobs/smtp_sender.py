@@ -45,7 +45,9 @@ from workflows.sending import (
     ClaimedMail,
     RetryPolicy,
     claim_due,
+    error_code,
     has_due,
+    mail_log_fields,
     mark_failed,
     mark_retry,
     record_accepted_on,
@@ -279,7 +281,13 @@ class SentFolder:
             box.append(raw, self.settings.sent_folder, dt=None, flag_set=["\\Seen"])
         except Exception as exc:  # a copy must never undo a sent mail
             log.warning(
-                "could not file a copy in IMAP folder %r: %s", self.settings.sent_folder, exc
+                "sent copy not filed",
+                extra={
+                    "fields": {
+                        "folder": self.settings.sent_folder,
+                        "error": error_code(f"{type(exc).__name__}: {exc}"),
+                    }
+                },
             )
             self.close()
 
@@ -510,12 +518,8 @@ class _Sender:
         if mail.lease_until - self.safety < now():
             # Too late to start: leave it; it becomes due again when the lease ends.
             self.report.skipped += 1
-            log.info(
-                "outbox %s %s to @%s: skipped, lease nearly over",
-                mail.id,
-                mail.kind,
-                _domain(mail.recipient),
-            )
+            fields = _fields(mail, "skipped") | {"reason": "lease_nearly_over"}
+            log.info("outbox mail", extra={"fields": fields})
             return Outcome.RETRY
         if mail.raw is None:
             result = SendResult(Outcome.FAILED, "no rendered message stored (purged?)")
@@ -581,14 +585,13 @@ class _Sender:
                 else:
                     recorded = mark_failed(db, mail.id, worker, result.detail)
                     final = OutboundStatus.FAILED
-        label = {
+        outcome = {
             OutboundStatus.SENT: "sent",
-            OutboundStatus.PENDING: "temporary failure, will retry",
+            OutboundStatus.PENDING: "retry",
             OutboundStatus.FAILED: "failed",
         }.get(final, str(final))
         if not recorded:
             report.not_recorded += 1
-            label += " (not recorded: claim taken over)"
         elif final is OutboundStatus.SENT:
             report.sent += 1
         elif final is OutboundStatus.PENDING:
@@ -597,17 +600,19 @@ class _Sender:
         else:
             report.failed += 1
             report.errors.append(f"{mail.id}: {result.detail}")
-        detail = "" if result.outcome is Outcome.SENT else f": {result.detail}"
-        log.info(
-            "outbox %s %s to @%s: %s%s", mail.id, mail.kind, _domain(mail.recipient), label, detail
-        )
+        error = "-" if result.outcome is Outcome.SENT else error_code(result.detail)
+        # `recorded=false`: another worker took the claim over; the result was not written.
+        fields = _fields(mail, outcome, error) | {"recorded": str(recorded).lower()}
+        log.info("outbox mail", extra={"fields": fields})
         if recorded and final is OutboundStatus.SENT and self.sent_folder and mail.raw:
             # After recording: a failing copy must never cost a duplicate.
             self.sent_folder.append(mail.raw)
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2]
+def _fields(mail: ClaimedMail, outcome: str, error: str = "-") -> dict[str, object]:
+    return mail_log_fields(
+        mail.id, mail.kind, mail.event_id, mail.recipient, outcome, mail.attempts, error
+    )
 
 
 class _OwnConnection:

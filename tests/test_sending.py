@@ -6,8 +6,10 @@ workflows/sending.py and workflows/ratelimit.py, not on mail composition.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import smtplib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,9 @@ from db.models import (
     RateLimitBucket,
     Unsubscription,
 )
+from jobs import smtp_sender
+from jobs.logsetup import KeyValueFormatter
+from jobs.settings import ServiceSettings
 from tests.factories import invite, make_event, make_person
 from workflows.clock import now
 from workflows.errors import RsvpError
@@ -551,3 +556,47 @@ def test_settling_two_accepted_mails_of_one_invitation_in_one_batch(
             )
         ).all()
         assert list(moves).count("sent") == 1
+
+
+def test_every_mail_outcome_is_one_key_value_line_without_the_address(
+    db: Session,
+    sessions: sessionmaker[Session],
+    traveller: time_machine.Traveller,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    event = make_event(db)
+    reminder_to = make_person(db, "f.visser@oosterdijk.example")
+    db.add(Unsubscription(person_id=reminder_to.id, organiser=event.organiser))
+    _queue(db, event, reminder_to, "reminder:1", kind=MailKind.REMINDER)
+    ok = _queue(db, event, make_person(db, "a.jansen@amersfoort.example"), "confirm:1")
+    refused = _queue(db, event, make_person(db, "j.dekker@utrecht.example"), "confirm:2")
+    db.commit()
+
+    def send(self: object, envelope_from: str, recipient: str, raw: bytes, **_: object) -> None:
+        if recipient.startswith("j.dekker"):
+            reply = f"5.1.1 <{recipient}>: user unknown".encode()
+            raise smtplib.SMTPRecipientsRefused({recipient: (550, reply)})
+
+    monkeypatch.setattr(smtp_sender.SmtpConnection, "send", send)
+    caplog.set_level(logging.INFO)
+    smtp_sender.send_due(sessions, ServiceSettings(), worker="w")
+
+    lines = [r for r in caplog.records if r.getMessage() == "outbox mail"]
+    by_outcome = {r.fields["outcome"]: r.fields for r in lines}  # type: ignore[attr-defined]
+    assert set(by_outcome) == {"suppressed", "sent", "failed"}
+    assert by_outcome["sent"] == {
+        "outbox_id": ok.id,
+        "kind": "registration_confirmed",
+        "event_id": event.id,
+        "recipient_domain": "amersfoort.example",
+        "outcome": "sent",
+        "attempts": 1,
+        "error": "-",
+        "recorded": "true",
+    }
+    assert by_outcome["failed"]["outbox_id"] == refused.id
+    assert by_outcome["failed"]["error"] == "550"
+    assert by_outcome["suppressed"]["reason"] == "unsubscribed"
+    formatted = [KeyValueFormatter().format(r) for r in caplog.records]
+    assert not any("@" in line for line in formatted), formatted

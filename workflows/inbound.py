@@ -1014,9 +1014,10 @@ def resolve_review(
     if as_kind not in _RESOLVABLE:
         kinds = ", ".join(k.value for k in _RESOLVABLE)
         raise RsvpError(f"resolve as one of {kinds}, not {as_kind.value}")
-    label = f"resolved by {actor} as {as_kind.value}" + (f": {note}" if note else "")
+    why = f": {note}" if note else ""
     if as_kind is ReplyKind.UNCLEAR:
-        return _resolved(db, inbound, actor, f"{label}; ignored, nothing changed")
+        return _resolved(db, inbound, actor, f"ignored by {actor}{why}; nothing changed")
+    label = f"resolved by {actor} as {as_kind.value}{why}"
     base = _stored_understanding(inbound, as_kind)
     u = dataclasses.replace(
         base,
@@ -1044,11 +1045,23 @@ def resolve_review(
     except _Undo as undo:
         raise RsvpError(
             f"inbound message {inbound_id} cannot be applied as {as_kind.value}: "
-            f"{undo.decision.reason}"
+            f"{undo.decision.reason}" + _no_room_hint(undo.decision.reason, participant, u)
         ) from None
     inbound.event_id = participant.event_id
     inbound.invitation_id = participant.invitation_id
     return _resolved(db, inbound, actor, f"{label}; {outcome.summary or 'nothing to change'}")
+
+
+def _no_room_hint(reason: str | None, participant: Participant, u: Understanding) -> str:
+    """What the organiser can do when the companions of a resolution do not fit."""
+    if not u.companions or "no room" not in (reason or ""):
+        return ""
+    slug = participant.event.slug
+    return (
+        f"; either raise the capacity (`rsvpmail capacity {slug} N`) and resolve again, or "
+        "resolve without the companion (--no-companions) and add them later with "
+        f"`rsvpmail answer {slug} EMAIL --as accept --companion …` when a seat is free"
+    )
 
 
 def _stored_understanding(inbound: InboundMessage, kind: ReplyKind) -> Understanding:

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -706,7 +706,10 @@ def find_participant(db: Session, reference: str) -> int:
         .order_by(Participant.id)
     ).all()
     if not rows:
-        raise NotFound(f"{text!r} is not a participant of any event")
+        raise NotFound(
+            f"{text!r} is not a participant of any event; import them with "
+            "`rsvpmail invitees import EVENT FILE` first, then resolve"
+        )
     if len(rows) > 1:
         choices = ", ".join(f"{pid} ({slug})" for pid, slug in rows)
         raise NotFound(f"{text!r} takes part in several events; give the id: {choices}")
@@ -747,18 +750,40 @@ def display_email(address: str) -> str:
 # --------------------------------------------------------------------------- audit
 
 
+# The outbox machine's claim rows: a worker taking a mail (pending → sending) and a lease
+# running out (sending → pending, "lease of … expired"). Each mail has one or more; they say
+# nothing about the mail's outcome, which its own row (→ sent, failed, …) does.
+_OUTBOX_CLAIM: Any = and_(
+    AuditEntry.machine == "outbound",
+    or_(
+        and_(AuditEntry.old_status == "pending", AuditEntry.new_status == "sending"),
+        and_(
+            AuditEntry.old_status == "sending",
+            AuditEntry.new_status == "pending",
+            AuditEntry.reason.like("lease of %"),
+        ),
+    ),
+)
+
+
 def audit_trail(
-    db: Session, event: Event, *, person_email: str | None = None, limit: int | None = None
+    db: Session,
+    event: Event,
+    *,
+    person_email: str | None = None,
+    limit: int | None = None,
+    outbox_claims: bool = True,
 ) -> list[AuditRow]:
     """The event's audit entries, oldest first (the newest `limit` when given).
 
     With `person_email`: what happened to that person in this event, plus what happened to
     the messages they sent (inbound rows carry no person, only a sender address).
+    `outbox_claims=False` leaves out the outbox's claim rows (see `hidden_outbox_claims`).
     """
     tz = event_tz(event)
-    condition: Any = AuditEntry.event_id == event.id
-    if person_email is not None:
-        condition = _person_condition(db, event, person_email.strip().lower())
+    condition = _audit_condition(db, event, person_email)
+    if not outbox_claims:
+        condition = and_(condition, not_(_OUTBOX_CLAIM))
     query = (
         select(AuditEntry, Person, InboundMessage.message_id)
         .outerjoin(Person, Person.id == AuditEntry.person_id)
@@ -788,6 +813,18 @@ def audit_trail(
     ]
     rows.reverse()
     return rows
+
+
+def hidden_outbox_claims(db: Session, event: Event, *, person_email: str | None = None) -> int:
+    """How many claim rows `audit_trail(..., outbox_claims=False)` leaves out."""
+    condition = and_(_audit_condition(db, event, person_email), _OUTBOX_CLAIM)
+    return db.scalar(select(func.count()).select_from(AuditEntry).where(condition)) or 0
+
+
+def _audit_condition(db: Session, event: Event, person_email: str | None) -> Any:
+    if person_email is None:
+        return AuditEntry.event_id == event.id
+    return _person_condition(db, event, person_email.strip().lower())
 
 
 def _person_condition(db: Session, event: Event, address: str) -> Any:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -97,6 +98,7 @@ class ClaimedMail:
     raw: bytes | None
     attempts: int
     lease_until: datetime
+    event_id: int | None = None  # for the log line only
 
 
 def bounce_address(reply_address: str) -> str:
@@ -376,7 +378,13 @@ def _claim_special(db: Session, row: OutboundMessage, context: _ClaimContext) ->
         actor=worker,
     )
     log.info(
-        "outbox %s %s to @%s: suppressed (unsubscribed)", row.id, row.kind, _domain(row.recipient)
+        "outbox mail",
+        extra={
+            "fields": mail_log_fields(
+                row.id, row.kind, row.event_id, row.recipient, "suppressed", row.attempts
+            )
+            | {"reason": "unsubscribed"}
+        },
     )
 
 
@@ -428,6 +436,7 @@ def _claimed_mail(row: Any, attempts: int, context: _ClaimContext) -> ClaimedMai
         raw=raw,
         attempts=attempts,
         lease_until=context.lease_until,
+        event_id=row.event_id,
     )
 
 
@@ -479,7 +488,8 @@ def record_accepted_on(connection: Connection, outbound_id: int, worker: str) ->
     )
     if _rowcount(result) != 1:
         log.warning(
-            "outbox %s: %s no longer holds it; acceptance not recorded", outbound_id, worker
+            "outbox claim lost",
+            extra={"fields": {"outbox_id": outbound_id, "worker": worker, "step": "accepted"}},
         )
         return False
     return True
@@ -599,7 +609,10 @@ def _held_by(db: Session, outbound_id: int, worker: str, **values: Any) -> Outbo
         statement, execution_options={"synchronize_session": False, "populate_existing": True}
     ).one_or_none()
     if row is None:
-        log.warning("outbox %s: %s no longer holds it; result not recorded", outbound_id, worker)
+        log.warning(
+            "outbox claim lost",
+            extra={"fields": {"outbox_id": outbound_id, "worker": worker, "step": "result"}},
+        )
     return row
 
 
@@ -746,3 +759,38 @@ def retry_failed(db: Session, outbound_id: int, *, actor: str) -> OutboundMessag
 
 def _domain(address: str) -> str:
     return address.rpartition("@")[2]
+
+
+_ERROR_CODE = re.compile(r"\s*(\d{3})\b|\s*([A-Za-z_][\w.]*(?:Error|Exception|Timeout)\w*):")
+
+
+def error_code(detail: str) -> str:
+    """The SMTP reply code (`550`) or the error class (`TimeoutError`) of a send result.
+
+    Only that goes into a log line: an SMTP reply text may repeat the full address.
+    """
+    match = _ERROR_CODE.match(detail)
+    if match is None:
+        return "-"
+    return match.group(1) or match.group(2)
+
+
+def mail_log_fields(
+    outbox_id: int,
+    kind: str,
+    event_id: int | None,
+    recipient: str,
+    outcome: str,
+    attempts: int,
+    error: str = "-",
+) -> dict[str, object]:
+    """The fields of the one `outbox mail` log line per mail outcome: never the full address."""
+    return {
+        "outbox_id": outbox_id,
+        "kind": kind,
+        "event_id": event_id if event_id is not None else "-",
+        "recipient_domain": _domain(recipient) or "-",
+        "outcome": outcome,
+        "attempts": attempts,
+        "error": error,
+    }

@@ -2,13 +2,12 @@
 
 Output is never folded at the terminal's width (JSON, reasons and addresses stay whole on
 their line), text from mail is never read as rich markup, and times carry their zone: the
-event's when the message belongs to one, else UTC.
+event's when the message belongs to one, else the zone all events share (UTC if they differ).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import signal
 import sys
@@ -152,6 +151,7 @@ def quarantine(
         if not rows:
             console.print("no quarantined messages" + (f" for {event}" if event else ""))
             return
+        fallback = _default_zone(db, event)
         console.print(f"{len(rows)} quarantined message(s)" + (f" for {event}" if event else ""))
         for row in rows:
             # One block per message, never folded: reasons are long and worth grepping.
@@ -160,19 +160,35 @@ def quarantine(
             console.print(
                 Text.assemble(
                     (str(row.id), "bold"),
-                    f"  {_when(row.received_at, _zone(db, row))}  "
+                    f"  {_when(row.received_at, _zone(db, row, fallback))}  "
                     f"from {row.from_address or '?'}  subject {row.subject or '(none)'!r}",
                 ),
                 soft_wrap=True,
             )
             reason = row.error or _last_reason(db, row) or "(no reason recorded)"
             console.print(f"    reason: {reason}", soft_wrap=True, markup=False)
+            console.print(f"    next: {_next_step(row)}", soft_wrap=True, markup=False)
+        console.print()
         console.print(
-            "release one to process it again: rsvpmail inbox release ID\n"
-            "close one you handled by hand: rsvpmail inbox dismiss ID --reason TEXT",
+            "release (to read it again): rsvpmail inbox release ID\n"
+            "dismiss (handled by hand): rsvpmail inbox dismiss ID --reason TEXT",
             soft_wrap=True,
             markup=False,
         )
+
+
+def _next_step(row: InboundMessage) -> str:
+    """What an organiser can do with one quarantined message: release is refused for some."""
+    dismiss = f"rsvpmail inbox dismiss {row.id} --reason TEXT (handled by hand)"
+    if row.raw is None:
+        return f"its bytes are purged, so only dismiss: {dismiss}"
+    if _headers_only(row):
+        folder = row.server_folder or "Quarantine"
+        return (
+            f"too large to read again, so only dismiss: read it in folder {folder} on the mail "
+            f"server, answer it by hand, then {dismiss}"
+        )
+    return f"rsvpmail inbox release {row.id} (to read it again) or {dismiss}"
 
 
 @inbox_app.command("show")
@@ -198,7 +214,7 @@ def show(
             sys.stdout.buffer.write(row.raw)
             sys.stdout.buffer.flush()
             return
-        zone = _zone(db, row)
+        zone = _zone(db, row, _default_zone(db, None))
         console.print(f"[bold]inbound message {row.id}[/]: {row.status.value}")
         facts = {
             "Message-ID": row.message_id,
@@ -261,7 +277,7 @@ def release(
             )  # fmt: skip
         transition(
             db, row, InboundStatus.RECEIVED, reason="released from quarantine",
-            actor=_actor(), inbound_message_id=row.id,
+            actor=organiser_actor(None), inbound_message_id=row.id,
         )  # fmt: skip
         row.error = None
         status = process_inbound(db, row)
@@ -310,10 +326,24 @@ def _get(db: Session, message_id: int, *, lock: bool = False) -> InboundMessage:
     return row
 
 
-def _zone(db: Session, row: InboundMessage) -> tzinfo:
-    """The zone to show a message's times in: its event's, else UTC."""
+def _zone(db: Session, row: InboundMessage, fallback: tzinfo) -> tzinfo:
+    """The zone to show a message's times in: its event's, else `fallback`."""
     event = db.get(Event, row.event_id) if row.event_id is not None else None
-    return event_tz(event) if event is not None else UTC
+    return event_tz(event) if event is not None else fallback
+
+
+def _default_zone(db: Session, slug: str | None) -> tzinfo:
+    """The zone for a message matched to no event (quarantined mail often is not).
+
+    The event asked for (`--event`), else the zone every event shares (usually there is
+    one event, or all are in one place); UTC only when events differ. The zone is always
+    named next to the time, so the reader is never left guessing.
+    """
+    if slug is not None:
+        return event_tz(get_event(db, slug))
+    events = db.scalars(select(Event)).all()
+    zones = {event_tz(event) for event in events}
+    return zones.pop() if len(zones) == 1 else UTC
 
 
 def _when(moment: datetime, zone: tzinfo, *, seconds: bool = False) -> str:
@@ -345,13 +375,6 @@ def _last_reason(db: Session, row: InboundMessage) -> str | None:
         .order_by(AuditEntry.id.desc())
         .limit(1)
     )
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import transaction
 from db.models import OutboundStatus
 from jobs.commands.common import CONFIG_OPTION, app_context, console, err_console, settings_for
+from jobs.commands.organiser import plural
 from jobs.commands.registry import UserError, friendly_errors
 from jobs.settings import DEFAULTS_SOURCE, ServiceSettings
 from jobs.smtp_sender import SendReport, SmtpConfigError, send_due
@@ -95,11 +96,13 @@ def invite(
         skipped += f", {selection.unsubscribed} unsubscribed (left out)"
     if dry_run:
         _show_example(factory, event_slug, batch, only)
-        console.print(f"dry run: would queue {selection.to_queue} invitations ({skipped})")
+        console.print(
+            f"dry run: would queue {plural(selection.to_queue, 'invitation')} ({skipped})"
+        )
         return
     settings = app.settings() if send else None
     queued = _queue_in_chunks(factory, event_slug, batch, only, selection.to_queue)
-    console.print(f"queued {queued} invitations ({skipped})")
+    console.print(f"queued {plural(queued, 'invitation')} ({skipped})")
     if settings is not None:
         report = _send_with_progress(factory, settings)
         _exit_if_nothing_sent(report, settings)
@@ -160,7 +163,11 @@ def _send_with_progress(factory: sessionmaker[Session], settings: ServiceSetting
     if not due:
         console.print("nothing due to send")
         return SendReport()
-    console.print(f"sending {due} through {smtp_server(settings)}", soft_wrap=True, markup=False)
+    console.print(
+        f"sending {plural(due, 'mail')} through {smtp_server(settings)}",
+        soft_wrap=True,
+        markup=False,
+    )
     with _progress() as bar:
         task = bar.add_task("sending", total=due)
         try:
@@ -186,7 +193,8 @@ def _print_report(report: SendReport) -> None:
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         console.print(f"  {detail} (outbox id {shown})", markup=False, soft_wrap=True)
     if len(by_detail) > 20:
-        console.print(f"  … and {len(by_detail) - 20} more errors (rsvpmail outbox list EVENT)")
+        more = plural(len(by_detail) - 20, "more error")
+        console.print(f"  … and {more} (rsvpmail outbox list EVENT)")
 
 
 def _exit_if_nothing_sent(report: SendReport, settings: ServiceSettings) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import getpass
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from typer.core import TyperGroup
 
 from db.models import Event, InboundMessage, ParticipantStatus
 from jobs.commands.common import app_context, console
+from jobs.commands.corrections import organiser_actor
 from jobs.commands.registry import UserError, friendly_errors
 from workflows.attendance import (
     AttendanceChange,
@@ -48,6 +48,7 @@ from workflows.reports import (
     audit_trail,
     event_tz,
     find_participant,
+    hidden_outbox_claims,
     people,
     review_detail,
     review_event,
@@ -202,11 +203,6 @@ def _local_stamps(text: str, zone: tzinfo) -> str:
 def plural(count: int, singular: str, many: str | None = None) -> str:
     """'1 message', '2 messages'; `many` for irregular plurals ('1 person', '2 people')."""
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
-
-
-def _actor(by: str | None) -> str:
-    who = by or os.environ.get("USER") or getpass.getuser()
-    return f"organiser:{who}"
 
 
 # --------------------------------------------------------------------------- status
@@ -522,7 +518,7 @@ def review_resolve(
     replacement = _mention(substitute, "--substitute") if substitute else None
     from workflows.inbound import resolve_review
 
-    actor = _actor(by)
+    actor = organiser_actor(by)
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         participant_id = find_participant(db, participant) if participant else None
@@ -820,7 +816,7 @@ def attendance_command(
             listed,
             absent=absent,
             absent_rest=absent_rest,
-            actor=_actor(by),
+            actor=organiser_actor(by),
         )
     changes = [*result.attended, *result.no_show]
     if changes:
@@ -847,13 +843,22 @@ def audit_command(
     event: str = EVENT_ARGUMENT,
     person: str | None = typer.Option(None, "--person", help="Only what concerns this address"),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N entries"),
+    everything: bool = typer.Option(
+        False,
+        "--all",
+        help="Also the outbox's claim rows (pending → sending, and back when a lease ran out)",
+    ),
 ) -> None:
-    """Show the audit trail: who changed what, when, why, and which message caused it."""
+    """Show the audit trail: who changed what, when, why, and which message caused it.
+
+    One row per mail outcome by default (queued, sent, failed, …); --all shows every row.
+    """
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         found = get_event(db, event)
         zone = event_tz(found)
-        rows = audit_trail(db, found, person_email=person, limit=limit)
+        rows = audit_trail(db, found, person_email=person, limit=limit, outbox_claims=everything)
+        hidden = 0 if everything else hidden_outbox_claims(db, found, person_email=person)
     table_rows = (
         (
             _when(r.at_local),
@@ -870,7 +875,13 @@ def audit_command(
     columns = (when, "actor", "machine", "person", "change", "reason", "source message")
     table = _grid(f"Audit trail of {event}", columns, table_rows, whole=("person",))
     _output().print(table)
-    _output().print(plural(len(rows), "entry", "entries"))
+    footer = plural(len(rows), "entry", "entries")
+    if hidden:
+        footer += (
+            f"; {plural(hidden, 'outbox claim row')} hidden (pending → sending, expired "
+            "leases): --all shows them"
+        )
+    _output().print(footer)
 
 
 def register(app: typer.Typer) -> None:

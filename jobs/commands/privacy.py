@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Event, Participant, ParticipantStatus
 from jobs.commands.common import app_context, console, err_console
+from jobs.commands.corrections import organiser_actor
 from jobs.commands.registry import friendly_errors
 from workflows.privacy import ForgetReport, export_person, forget_person, purge_expired
 
@@ -100,7 +100,7 @@ def forget(
     by: str | None = typer.Option(
         None,
         "--by",
-        help="Who asked for it (for the audit) \\[default: cli:$USER]",
+        help="Your name for the audit (who handled the request) \\[default: $USER]",
         show_default=False,
     ),
 ) -> None:
@@ -118,7 +118,7 @@ def forget(
         # `rsvpmail privacy forget X && record-erasure X` never records one that wasn't done.
         console.print("nothing changed")
         raise typer.Exit(1)
-    actor = by or f"cli:{_user()}"
+    actor = organiser_actor(by)
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
         report = forget_person(db, email, actor=actor)
@@ -142,10 +142,3 @@ def _forget_lines(db: Session, report: ForgetReport) -> list[str]:
     for line in report.lines():
         lines.extend(kept if line.startswith(_PARTICIPANT_LINE) else [line])
     return lines
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
