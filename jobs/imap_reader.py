@@ -53,7 +53,7 @@ from typing import Protocol
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import MailboxFolderSelectError
 from imap_tools.utils import encode_folder
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -604,14 +604,24 @@ class InboxReader:
         for folder, items in by_folder.items():
             self._move_uids([p.uid for p in items], folder)
         moved_at = now()
+        decided = {self.folder_for(status): status for status in InboundStatus
+                   if status is not InboundStatus.RECEIVED}  # fmt: skip
         with transaction(self.factory) as db:
             for folder, items in by_folder.items():
                 ids = [p.row_id for p in items if p.row_id is not None]
                 for chunk in _chunks(ids, 500):
+                    # A row an organiser decided again since (a review resolved within the
+                    # moment) keeps moved_at unset: its copy goes on to its new folder at
+                    # the next pass of finish_interrupted_moves, from where it is now.
                     db.execute(
                         update(InboundMessage)
                         .where(InboundMessage.id.in_(chunk))
-                        .values(server_folder=folder, moved_at=moved_at)
+                        .values(
+                            server_folder=folder,
+                            moved_at=case(
+                                (InboundMessage.status == decided[folder], moved_at), else_=None
+                            ),
+                        )
                     )
             if progress is not None:
                 self._save_progress(db, progress)

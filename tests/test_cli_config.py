@@ -400,7 +400,7 @@ def test_invite_names_the_smtp_server_and_fails_when_nothing_went_out(
     result = run("invite", SLUG, "--batch", "eerste-ronde", "-c", str(invited))
     assert result.exit_code == 1, result.output
     server = f"SMTP server 127.0.0.1:{port} (from {invited})"
-    assert f"sending 40 through {server}" in result.stdout
+    assert f"sending 40 mails through {server}" in result.stdout
     assert "ConnectionRefusedError" in result.stdout
     assert result.stdout.count("ConnectionRefusedError") == 1  # one line for the same error
     # (Log lines may come first when an earlier test in this process configured logging.)

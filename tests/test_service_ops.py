@@ -415,7 +415,7 @@ def test_serve_once_runs_every_job_once_and_prints_a_json_summary(setup: Setup) 
     read = [line for line in second.stderr.splitlines() if 'msg="message read"' in line]
     assert len(read) == 1 and "inbound_id=" in read[0] and "status=processed" in read[0]
     sent = [line for line in second.stderr.splitlines() if "registration_confirmed" in line]
-    assert len(sent) == 1 and ": sent" in sent[0]
+    assert len(sent) == 1 and "outcome=sent" in sent[0] and "outbox_id=" in sent[0]
     with setup.sessions() as db:
         statuses = db.scalars(select(Participant.status).join(Person).where(
             Person.email == setup.addresses[0])).all()  # fmt: skip
