@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -20,6 +21,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import make_engine, make_sessionmaker, upgrade
+
+if TYPE_CHECKING:
+    from tests.mailfactory import ManualClock
 
 pytest_plugins = ["tests.fixtures_mail"]
 
@@ -139,3 +143,13 @@ def db(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session for the test body; the test commits when it wants rows to be visible."""
     with sessions() as session:
         yield session
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """The one clock (workflows.clock.now), frozen at the example's default start; tests move
+    it by hand. A test module may define its own `clock` to start elsewhere."""
+    from tests.mailfactory import installed_clock
+
+    with installed_clock() as c:
+        yield c

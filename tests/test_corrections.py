@@ -26,7 +26,7 @@ from db.models import (
 )
 from jobs.cli import app
 from tests.factories import event_config
-from tests.mailfactory import ManualClock, World, installed_clock, reply
+from tests.mailfactory import ManualClock, World, reply
 from workflows.clock import now
 from workflows.corrections import (
     Answer,
@@ -44,12 +44,6 @@ from workflows.understanding import PersonMention, ReplyKind
 P = ParticipantStatus
 ACCEPT, DECLINE = ReplyKind.ACCEPT, ReplyKind.DECLINE
 ORGANISER = "organiser:marieke"
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def fill(w: World, n: int, session: str = "wonen") -> list[Participant]:

@@ -9,7 +9,6 @@ offers seats to the waitlist, lowering removes nobody) and is audited. SQLite an
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,12 @@ from jobs.commands.capacity import capacity_change_lines
 from jobs.commands.common import install_root_options
 from tests.conftest import EVENT_TOML
 from tests.factories import event_config
-from tests.mailfactory import ManualClock, World, installed_clock
+from tests.mailfactory import ManualClock, World
 from workflows.errors import RsvpError
 from workflows.event_config import SessionSpec
 from workflows.events import load_event
 from workflows.registration import CapacityChange, change_capacity
 from workflows.understanding import ReplyKind
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def registered_and_waiting(w: World, registered: int, waiting: int) -> list[Participant]:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.mailfactory import ManualClock, World, deliver, installed_clock, reply
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
+from tests.mailfactory import ManualClock, World, deliver, reply
 
 
 def _decisions(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:

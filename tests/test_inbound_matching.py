@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +28,6 @@ from tests.mailfactory import (
     bounce,
     deliver,
     deliver_understood,
-    installed_clock,
     reply,
 )
 from workflows.errors import RsvpError
@@ -46,12 +44,6 @@ from workflows.understanding import PersonMention, ReplyKind, Understanding
 
 P = ParticipantStatus
 R = InboundStatus
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def mark_sent(db: Session, p: Participant) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from email.message import EmailMessage
 
-import pytest
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -22,7 +20,7 @@ from db.models import (
     Participant,
     ParticipantStatus,
 )
-from tests.mailfactory import ManualClock, World, bounce, deliver, installed_clock
+from tests.mailfactory import ManualClock, World, bounce, deliver
 from workflows.corrections import Answer, record_answer
 from workflows.inbound import MAX_DIAGNOSTIC, server_diagnostic
 from workflows.seats import waitlist_position
@@ -31,12 +29,6 @@ from workflows.understanding import PersonMention, ReplyKind
 
 P = ParticipantStatus
 ACCEPT, DECLINE = ReplyKind.ACCEPT, ReplyKind.DECLINE
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def text_of(row: OutboundMessage) -> str:

@@ -41,7 +41,7 @@ from db.models import (
 )
 from jobs.cli import app
 from tests.factories import event_config, invite
-from tests.mailfactory import ManualClock, World, bounce, deliver, installed_clock, reply
+from tests.mailfactory import ManualClock, World, bounce, deliver, reply
 from workflows.errors import NotFound
 from workflows.events import apply_event_config
 from workflows.invitations import queue_invitations
@@ -115,12 +115,6 @@ class Scenario:
 
     def after_end(self, days: int) -> datetime:
         return self.event.ends_at + timedelta(days=days, hours=1)
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ through record_inbound + process_inbound; cases the parser's wording would only 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -26,7 +24,7 @@ from db.models import (
     ParticipantStatus,
     Unsubscription,
 )
-from tests.mailfactory import ManualClock, World, installed_clock
+from tests.mailfactory import ManualClock, World
 from workflows.clock import now
 from workflows.event_config import SessionSpec
 from workflows.registration import (
@@ -42,12 +40,6 @@ from workflows.understanding import PersonMention, ReplyKind
 
 P = ParticipantStatus
 ACCEPT, DECLINE = ReplyKind.ACCEPT, ReplyKind.DECLINE
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def world(db: Session, clock: ManualClock, **overrides: object) -> World:

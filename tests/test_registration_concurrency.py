@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -27,19 +26,13 @@ from db.models import (
     ParticipantStatus,
 )
 from tests.factories import invite, make_event
-from tests.mailfactory import ManualClock, installed_clock, reply
+from tests.mailfactory import ManualClock, reply
 from workflows.inbound import process_inbound, record_inbound
 
 P = ParticipantStatus
 SEATS, ACCEPTANCES, CANCELLATIONS, WORKERS = 100, 400, 10, 4
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def process_concurrently(factory: sessionmaker[Session], messages: list[bytes]) -> list[str]:

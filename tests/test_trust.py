@@ -12,7 +12,6 @@ import email
 import email.policy
 import random
 import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -35,7 +34,7 @@ from db.models import (
     Unsubscription,
 )
 from tests.factories import event_config as example_config
-from tests.mailfactory import REPLY_ADDRESS, ManualClock, World, deliver, installed_clock, reply
+from tests.mailfactory import REPLY_ADDRESS, ManualClock, World, deliver, reply
 from workflows import authresults, tokens
 from workflows.events import apply_event_config, event_config
 from workflows.inbound import list_review
@@ -49,12 +48,6 @@ from workflows.transitions import transition
 P = ParticipantStatus
 R = InboundStatus
 OUR_MX = "mx.wijkwijzer.example"
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with installed_clock() as c:
-        yield c
 
 
 def with_headers(raw: bytes, *lines: str) -> bytes:
