@@ -325,12 +325,17 @@ def _not_registered(
             f"on the waitlist at position {position} ({_why_waiting(ctx)}); there is room "
             f"now ({free} seat(s) free): record the acceptance again to register them by hand"
         )
-    room = f"{free} seat(s) free for a party of {len(party)}"
+    return f"on the waitlist at position {position}: no room ({_room(db, event, p, party)})"
+
+
+def _room(db: Session, event: Event, p: Participant, party: Sequence[Participant]) -> str:
+    """What is free, for a party that does not fit: seats, and places in its deelsessie."""
+    room = f"{seats.seats_left(db, event)} seat(s) free for a party of {len(party)}"
     session = p.session
     left = seats.session_seats_left(db, session) if session is not None else None
     if session is not None and left is not None:
         room += f", {left} place(s) left in deelsessie {session.key}"
-    return f"on the waitlist at position {position}: no room ({room})"
+    return room
 
 
 def _why_waiting(ctx: ReplyContext) -> str:
@@ -455,10 +460,9 @@ def offer_by_hand(
         raise RsvpError(f"event {event.slug} has started; no offers any more")
     party = party_of(db, p)
     if not seats.party_fits(db, event, [m.session_id for m in party]):
-        free = seats.seats_left(db, event)
         raise RsvpError(
-            f"no room to offer {address} a seat: a party of {len(party)}, {free} seat(s) "
-            "free (counting open offers and the deelsessie's places); an offer holds its seats"
+            f"no room to offer {address} a seat: {_room(db, event, p, party)} (open offers "
+            "hold their seats)"
         )
     until = min(at + timedelta(hours=event.offer_expiry_hours), event.starts_at)
     ahead = _waiting_ahead(db, event, p)

@@ -54,21 +54,23 @@ def load_event(
     last_loaded = event.config.get("capacity")
     _apply_settings(event, cfg)
     db.flush()
-    if _sync_sessions(db, event, cfg) and not created:
-        # A deelsessie with more room than before: its waiting parties may fit now.
-        from workflows.registration import promote
-
-        promote(db, event)
-    if event.capacity == cfg.capacity:
-        return EventLoad(event, created, file_capacity=cfg.capacity)
-    if not capacity_from_file and last_loaded == cfg.capacity:
-        return EventLoad(event, created, file_capacity=cfg.capacity, capacity_kept=True)
+    roomier = _sync_sessions(db, event, cfg) and not created
     # Imported here: registration's rules import this module (event_config).
-    from workflows.registration import change_capacity
+    from workflows.registration import change_capacity, promote
 
-    # After the settings and sessions: offers made by a raise are rendered from them.
-    change = change_capacity(db, event, cfg.capacity, actor=actor)
-    return EventLoad(event, created, file_capacity=cfg.capacity, capacity_change=change)
+    kept, change = False, None
+    if event.capacity != cfg.capacity:
+        if not capacity_from_file and last_loaded == cfg.capacity:
+            kept = True
+        else:
+            # After the settings and sessions: offers made by a raise are rendered from them.
+            change = change_capacity(db, event, cfg.capacity, actor=actor)
+    loaded = EventLoad(event, created, cfg.capacity, capacity_kept=kept, capacity_change=change)
+    if roomier:
+        # A deelsessie with more room than before: its waiting parties may fit now. After the
+        # capacity is settled, so no offer counts on seats a lowered capacity took away.
+        promote(db, event)
+    return loaded
 
 
 def apply_event_config(db: Session, cfg: EventConfig) -> tuple[Event, bool]:

@@ -581,6 +581,14 @@ def _accept_while_waiting(ctx: ReplyContext, p: Participant, want: _Acceptance) 
 
 
 def _take_offer(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome:
+    inviter = p.companion_of
+    if inviter is not None and inviter.status is P.OFFERED:
+        # The offer is the party's, made to the one who brought them: a companion's own yes
+        # would register them without their inviter (a party is not split silently).
+        return _review(
+            f"a companion accepts the seat offered to the party of {_name(inviter.person)}, "
+            "who has not answered the offer"
+        )
     if _adds_companions(ctx, p, want):
         return _review("accepts an offer and adds companions (a human decides)")
     session = want.session
@@ -589,6 +597,10 @@ def _take_offer(ctx: ReplyContext, p: Participant, want: _Acceptance) -> Outcome
         problem = _session_room_problem(ctx, p, session)
         if problem:
             return _review(problem)
+        # Companions in the invitee's deelsessie go along, as in any move; the confirmations
+        # below name the new one, to each of them.
+        for follower in _followers(ctx, p):
+            follower.session_id = session.id
         p.session_id = session.id
     _note_dietary(p, want)
     party = party_of(ctx.db, p)
@@ -894,6 +906,10 @@ def substitute(
     reason = f"substitute for {p.person.email}"
     if status in (P.REGISTERED, P.OFFERED, P.WAITLISTED):
         summary = _take_over_place(ctx, p, sub, reason, replaces)
+        if sub.session_id != p.session_id:
+            # Another deelsessie than the invitee's: the place they held there is free, or
+            # the substitute (waiting) may fit where the invitee did not.
+            summary = _moved(ctx, summary).summary
     else:
         if status in (P.INVITED, P.EXPIRED):
             _move(ctx, p, P.DECLINED, f"declined; sends {sub.person.email} instead")
