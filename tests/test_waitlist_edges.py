@@ -116,3 +116,22 @@ def test_a_companion_taking_the_offer_does_not_split_the_offered_party(
     w.tell(companion, ACCEPT)  # the colleague answers the offer (with their own token)
     # Offered together, registered together (or a human decides): never one of the two.
     assert w.status(head) == w.status(companion)
+
+
+def test_a_registered_invitee_adds_a_colleague_in_room_no_waiting_party_fits(
+    db: Session, clock: ManualClock
+) -> None:
+    # Someone waits for a full wonen; werk has room. A colleague added to a party in werk
+    # takes nothing the waiting party could use: added, not sent to review.
+    w = World(db, clock, capacity=10, sessions=_caps(wonen=1), max_companions=2)
+    in_wonen, waiting, in_werk = w.invitee(), w.invitee(), w.invitee()
+    w.tell(in_wonen, ACCEPT, session="wonen")
+    w.tell(waiting, ACCEPT, session="wonen")
+    w.tell(in_werk, ACCEPT, session="werk")
+    assert w.statuses(in_wonen, waiting, in_werk) == [P.REGISTERED, P.WAITLISTED, P.REGISTERED]
+
+    reply = w.tell(in_werk, ACCEPT, companions=(PersonMention("Karin Smit", "k@x.example"),))
+
+    assert reply.status.value == "processed"
+    [karin] = w.companions(in_werk)
+    assert w.statuses(karin, waiting) == [P.REGISTERED, P.WAITLISTED]

@@ -11,8 +11,9 @@ Choices (documented here because they are policy, not accidents):
   When the party does not fit but the invitee alone would, the whole party is waitlisted:
   a party is never split silently. Naming more companions than `max_companions` (or any
   when companions are not welcome) goes to review. Adding companions later to a
-  registration goes ahead only when they fit right now; to a waiting or offered party it
-  goes to review (a human decides rather than splitting the party).
+  registration goes ahead only when they fit right now in room no waiting party fits (as
+  for any newcomer); to a waiting or offered party it goes to review (a human decides
+  rather than splitting the party).
 * **Companions without an address** become a Person with a placeholder address under
   `PLACEHOLDER_DOMAIN` (`.invalid`, RFC 2606: never deliverable). They have an invitation
   and token like anyone else, but no mail is ever queued to them (`has_mailbox()`); jobs
@@ -526,11 +527,9 @@ def _accept_while_registered(ctx: ReplyContext, p: Participant, want: _Acceptanc
         problem = _companion_problem(ctx, p, new, already=len(active))
         if problem:
             return _review(problem)
-        if (
-            ctx.late
-            or seats.anyone_waiting(ctx.db, ctx.event)
-            or not seats.party_fits(ctx.db, ctx.event, new_sessions)
-        ):
+        # Companions joining a registered party are newcomers: they get only room no
+        # waiting party fits, and none after the deadline.
+        if not _newcomer_fits(ctx, new_sessions):
             return _review(
                 f"registered person adds {len(new)} companion(s) but there is no room for "
                 "them right now (a party is not split silently)"
