@@ -71,11 +71,12 @@ substitute_confirmed     replaces_name; waitlisted (bool); position (int, when w
 waitlisted               position (1-based, persons ahead + 1); late (bool)
 seat_offered             party_size; expires_at (aware datetime)
 offer_expired            party_size
-declined_ack             substitute_name (str, "" unless a substitute was named)
+declined_ack             substitute_name (str, "" unless a substitute was named);
+                         declined_offer (bool: the seat declined was offered from the waitlist)
 cancellation_confirmed   party_size; inviter_name ("" unless mailed to a companion)
 tentative_ack            (none; the template shows the deadline from the event)
 choose_session           (none; the sessions come from the event)
-session_confirmed        session_key; session_title
+session_confirmed        session_key; session_title; inviter_name (to a companion moved along)
 registration_closed      (none)
 question_forwarded       question_text; from_name; from_email  (+ original.eml attached)
 question_ack             (none)
