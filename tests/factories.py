@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Event, Invitation, Participant, Person
 from tests.conftest import EVENT_TOML
-from workflows.event_config import EventConfig, load_event_config
+from workflows.event_config import EventConfig, SessionSpec, load_event_config
 from workflows.events import apply_event_config
 from workflows.invitees import add_invitation
 
@@ -17,6 +17,13 @@ from workflows.invitees import add_invitation
 def event_config(**overrides: Any) -> EventConfig:
     """The real example event, with fields replaced as the test needs."""
     return dataclasses.replace(load_event_config(EVENT_TOML), **overrides)
+
+
+def sessions_with_capacity(**capacities: int) -> tuple[SessionSpec, ...]:
+    """The example's deelsessies, with these capacities (the rest without a limit)."""
+    return tuple(
+        dataclasses.replace(s, capacity=capacities.get(s.key)) for s in event_config().sessions
+    )
 
 
 def make_event(db: Session, **overrides: Any) -> Event:

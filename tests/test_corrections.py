@@ -25,7 +25,7 @@ from db.models import (
     ParticipantStatus,
 )
 from jobs.cli import app
-from tests.factories import event_config
+from tests.factories import event_config, sessions_with_capacity
 from tests.mailfactory import ManualClock, World, reply
 from workflows.clock import now
 from workflows.corrections import (
@@ -75,12 +75,6 @@ def answer_rows(db: Session, p: Participant) -> list[AuditEntry]:
             .where(AuditEntry.machine == "answer", AuditEntry.entity_id == p.id)
             .order_by(AuditEntry.id)
         )
-    )
-
-
-def _sessions_with_capacity(**capacities: int) -> Any:
-    return tuple(
-        dataclasses.replace(s, capacity=capacities.get(s.key)) for s in event_config().sessions
     )
 
 
@@ -212,7 +206,7 @@ def test_accept_with_another_session_moves_a_registered_person_and_companion(
 
 
 def test_moving_into_a_full_session_is_refused(db: Session, clock: ManualClock) -> None:
-    w = World(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = World(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     a, b = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(b, ACCEPT, session="werk")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import pytest
 from sqlalchemy.orm import Session
 
 from db.models import ParticipantStatus
-from tests.factories import event_config
+from tests.factories import sessions_with_capacity
 from tests.mailfactory import ManualClock, World
 from workflows.corrections import Answer, offer_by_hand, record_answer
 from workflows.errors import RsvpError
@@ -20,18 +17,12 @@ ACCEPT, DECLINE = ReplyKind.ACCEPT, ReplyKind.DECLINE
 ORG = "organiser:review"
 
 
-def _caps(**capacities: int) -> Any:
-    return tuple(
-        dataclasses.replace(s, capacity=capacities.get(s.key)) for s in event_config().sessions
-    )
-
-
 def test_offer_refused_for_a_full_deelsessie_names_the_deelsessie(
     db: Session, clock: ManualClock
 ) -> None:
     """9 of 10 seats are free, only deelsessie wonen (capacity 1) is full. The refusal says
     "a party of 1, 9 seat(s) free", which reads as if there were room."""
-    w = World(db, clock, capacity=10, sessions=_caps(wonen=1))
+    w = World(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     first, waiting = w.invitee(), w.invitee()
     w.tell(first, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")

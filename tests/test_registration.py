@@ -126,7 +126,7 @@ def test_reply_naming_only_a_session_sets_it(db: Session, clock: ManualClock) ->
 
 
 def test_session_change_into_a_full_session_goes_to_review(db: Session, clock: ManualClock) -> None:
-    sessions = _sessions_with_capacity(wonen=1)
+    sessions = sessions_with_capacity(wonen=1)
     w = world(db, clock, sessions=sessions)
     a, b = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
@@ -138,7 +138,7 @@ def test_session_change_into_a_full_session_goes_to_review(db: Session, clock: M
 
 
 def test_session_capacity_limits_registration(db: Session, clock: ManualClock) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     a, b = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(b, ACCEPT, session="wonen")
@@ -146,7 +146,7 @@ def test_session_capacity_limits_registration(db: Session, clock: ManualClock) -
 
 
 def test_a_move_out_of_a_full_session_offers_its_place(db: Session, clock: ManualClock) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     moving, waiting = w.invitee(), w.invitee()
     w.tell(moving, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
@@ -158,7 +158,7 @@ def test_a_move_out_of_a_full_session_offers_its_place(db: Session, clock: Manua
 def test_a_waiting_person_who_moves_to_a_session_with_room_is_offered(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     in_wonen, waiting = w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
@@ -171,7 +171,7 @@ def test_a_waiting_person_who_moves_to_a_session_with_room_is_offered(
 def test_an_offer_taken_in_another_session_offers_the_place_it_held(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     in_wonen, first, second = w.invitee(), w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(first, ACCEPT, session="wonen")
@@ -185,7 +185,7 @@ def test_an_offer_taken_in_another_session_offers_the_place_it_held(
 def test_a_move_after_the_deadline_offers_nothing_and_tells_nobody(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     moving, waiting = w.invitee(), w.invitee()
     w.tell(moving, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
@@ -204,7 +204,7 @@ def session_row(db: Session, w: World, key: str) -> EventSession:
     ).one()
 
 
-def _sessions_with_capacity(**capacities: int) -> tuple[SessionSpec, ...]:
+def sessions_with_capacity(**capacities: int) -> tuple[SessionSpec, ...]:
     from tests.factories import event_config
 
     return tuple(
@@ -452,7 +452,7 @@ def test_a_passed_over_pair_gets_the_next_seats_that_fit_it(
 def test_a_free_seat_goes_past_someone_waiting_for_a_full_session(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=2, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=2, sessions=sessions_with_capacity(wonen=1))
     a, b = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(b, ACCEPT, session="werk")
@@ -469,7 +469,7 @@ def test_a_free_seat_goes_past_someone_waiting_for_a_full_session(
 def test_a_freed_place_in_a_full_session_goes_to_the_first_waiting_for_it(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=3, sessions=_sessions_with_capacity(wonen=1, werk=1))
+    w = world(db, clock, capacity=3, sessions=sessions_with_capacity(wonen=1, werk=1))
     in_wonen, in_werk, elsewhere = w.invitee(), w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(in_werk, ACCEPT, session="werk")
@@ -513,7 +513,7 @@ def test_one_freeing_fills_every_seat_that_fits_someone(db: Session, clock: Manu
 def test_a_newcomer_does_not_take_a_seat_a_waiting_party_fits(
     db: Session, clock: ManualClock
 ) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     in_wonen, waiting = w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")  # wonen is full
@@ -530,7 +530,7 @@ def test_a_newcomer_does_not_take_a_seat_a_waiting_party_fits(
 
 
 def test_a_newcomer_gets_a_seat_no_waiting_party_fits(db: Session, clock: ManualClock) -> None:
-    w = world(db, clock, capacity=10, sessions=_sessions_with_capacity(wonen=1))
+    w = world(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     in_wonen, for_wonen = w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(for_wonen, ACCEPT, session="wonen")  # waits for the full deelsessie

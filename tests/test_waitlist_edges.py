@@ -4,14 +4,11 @@ deelsessie at once, and an offered party that must not be split."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from sqlalchemy.orm import Session
 
 from db.models import ParticipantStatus
-from tests.factories import event_config
+from tests.factories import event_config, sessions_with_capacity
 from tests.mailfactory import ManualClock, World
-from workflows.event_config import SessionSpec
 from workflows.events import load_event
 from workflows.seats import seats_taken
 from workflows.understanding import PersonMention, ReplyKind
@@ -20,17 +17,11 @@ P = ParticipantStatus
 ACCEPT, DECLINE = ReplyKind.ACCEPT, ReplyKind.DECLINE
 
 
-def _caps(**capacities: int) -> tuple[SessionSpec, ...]:
-    return tuple(
-        dataclasses.replace(s, capacity=capacities.get(s.key)) for s in event_config().sessions
-    )
-
-
 def test_reload_lowering_capacity_and_widening_a_session_does_not_offer_over_capacity(
     db: Session, clock: ManualClock
 ) -> None:
     # capacity 3, wonen has 1 place: a holds it, b waits for wonen, c sits in werk.
-    w = World(db, clock, capacity=3, sessions=_caps(wonen=1))
+    w = World(db, clock, capacity=3, sessions=sessions_with_capacity(wonen=1))
     a, b, c = w.invitee(), w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(b, ACCEPT, session="wonen")
@@ -38,7 +29,7 @@ def test_reload_lowering_capacity_and_widening_a_session_does_not_offer_over_cap
     assert w.statuses(a, b, c) == [P.REGISTERED, P.WAITLISTED, P.REGISTERED]
 
     # The organiser edits the file: capacity 3 -> 2, wonen 1 -> 2 (one load).
-    load_event(db, event_config(capacity=2, sessions=_caps(wonen=2)))
+    load_event(db, event_config(capacity=2, sessions=sessions_with_capacity(wonen=2)))
     db.commit()
     db.refresh(w.event)
     assert w.event.capacity == 2
@@ -50,7 +41,7 @@ def test_reload_lowering_capacity_and_widening_a_session_does_not_offer_over_cap
 def test_a_substitute_in_another_session_offers_the_place_the_invitee_held(
     db: Session, clock: ManualClock
 ) -> None:
-    w = World(db, clock, capacity=10, sessions=_caps(wonen=1))
+    w = World(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     a, waiting = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
@@ -65,7 +56,7 @@ def test_a_substitute_in_another_session_offers_the_place_the_invitee_held(
 def test_a_waiting_invitees_substitute_in_a_session_with_room_is_offered(
     db: Session, clock: ManualClock
 ) -> None:
-    w = World(db, clock, capacity=10, sessions=_caps(wonen=1))
+    w = World(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1))
     a, waiting = w.invitee(), w.invitee()
     w.tell(a, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
@@ -123,7 +114,7 @@ def test_a_registered_invitee_adds_a_colleague_in_room_no_waiting_party_fits(
 ) -> None:
     # Someone waits for a full wonen; werk has room. A colleague added to a party in werk
     # takes nothing the waiting party could use: added, not sent to review.
-    w = World(db, clock, capacity=10, sessions=_caps(wonen=1), max_companions=2)
+    w = World(db, clock, capacity=10, sessions=sessions_with_capacity(wonen=1), max_companions=2)
     in_wonen, waiting, in_werk = w.invitee(), w.invitee(), w.invitee()
     w.tell(in_wonen, ACCEPT, session="wonen")
     w.tell(waiting, ACCEPT, session="wonen")
