@@ -19,7 +19,6 @@ from tests.test_privacy import (
     PERSONAL_DAYS,
     RAW_DAYS,
     Scenario,
-    clock,
     every_stored_text,
     leaks,
     scenario,
@@ -28,7 +27,7 @@ from workflows.invitations import queue_invitations
 from workflows.privacy import IN_FLIGHT_MARGIN, purge_expired
 from workflows.transitions import transition
 
-__all__ = ["clock", "scenario"]  # fixtures shared with test_privacy
+__all__ = ["scenario"]  # a fixture shared with test_privacy
 
 # A late reply that goes to review: it causes no mail, whose body would rightly wait for its
 # sending before it can be purged.
