@@ -304,22 +304,33 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
     text = payload if isinstance(payload, str) else ""
     for chunk in re.split(r"\r?\n\s*\r?\n", text):
         block: dict[str, str] = {}
+        key = ""
         for line in chunk.splitlines():
-            key, sep, value = line.partition(":")
+            if line[:1] in (" ", "\t") and key:  # a folded field goes on
+                block[key] += " " + line.strip()
+                continue
+            name, sep, value = line.partition(":")
             if sep:
-                block[key.strip().lower()] = value.strip()
+                key = name.strip().lower()
+                block[key] = value.strip()
         blocks.append(block)
     return blocks
 
 
 def _dsn_recipient(block: dict[str, str]) -> str | None:
+    found = _dsn_recipients(block)
+    return found[0] if found else None
+
+
+def _dsn_recipients(block: dict[str, str]) -> list[str]:
+    """The block's Original- and Final-Recipient addresses, in that order."""
+    found: list[str] = []
     for key in ("original-recipient", "final-recipient"):
-        value = block.get(key, "")
-        _, _, addr = value.rpartition(";")
+        _, _, addr = block.get(key, "").rpartition(";")
         addr = addr.strip().strip("<>").lower()
         if "@" in addr:
-            return addr
-    return None
+            found.append(addr)
+    return found
 
 
 def _read_flufl(msg: Message) -> BounceResult | None:
@@ -363,3 +374,76 @@ def _read_text(msg: Message, subject: str, body: str) -> BounceResult:
     permanent_code = re.search(r"\b5\.\d{1,3}\.\d{1,3}\b|\b55\d\b", head)
     permanent = bool(permanent_code) or not temporary
     return BounceResult(tuple(dict.fromkeys(recipients)), permanent, "bounce text")
+
+
+# -- what the server said, for the organiser's notice ----------------------------------
+
+# An SMTP reply code ("550") or enhanced status code ("5.1.1") in a line of bounce text.
+_SMTP_CODE_RE = re.compile(r"\b[45]\d\d\b|\b[45]\.\d{1,3}\.\d{1,3}\b")
+# Amazon SES puts the receiving server's reply in the JSON of its notice.
+_SES_DIAGNOSTIC_RE = re.compile(r'"diagnosticCode"\s*:\s*"((?:[^"\\]|\\.){1,2000})"')
+
+
+def server_diagnostic(raw: bytes | None, address: str, *, limit: int) -> str:
+    """What the receiving mail server said about `address` in a bounce, on one line of at
+    most `limit` characters ("550 5.1.1 <…>: Recipient address rejected: User
+    unknown"); "" when the bounce does not say.
+
+    Read in order: the Diagnostic-Code of the DSN block for `address` (RFC 3464; the
+    bounce's own report before one in a forwarded bounce), an Amazon SES notice's
+    diagnosticCode, then the line of the bounce's own text (never the returned original) that
+    names the address with an SMTP code, else the first line with a code.
+    """
+    if not raw:
+        return ""
+    if mime.too_many_boundaries(bytes(raw)):
+        return ""
+    try:
+        found = _diagnostic_in(mime.parse(bytes(raw)), address.lower())
+    except Exception:  # a bounce we cannot read again is still a bounce
+        return ""
+    text = " ".join(found.split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _diagnostic_in(msg: Message, address: str) -> str:
+    # The bounce's own report first, then one inside an attached message (a person who
+    # forwards a bounce as an attachment).
+    parts = [
+        (attached, part)
+        for part, _depth, attached in mime.walk(msg)
+        if mime.content_type(part) == "message/delivery-status"
+    ]
+    blocks = [
+        block
+        for _attached, part in sorted(parts, key=lambda p: p[0])
+        for block in _dsn_blocks(part)
+    ]
+    codes = [(_dsn_recipients(b), _without_type(b.get("diagnostic-code", ""))) for b in blocks]
+    codes = [(who, code) for who, code in codes if code]
+    for who, code in codes:
+        if address in who:
+            return code
+    if len(codes) == 1:
+        return codes[0][1]
+    text = mime.all_text(msg, include_attached=False)
+    ses = _SES_DIAGNOSTIC_RE.search(text)
+    if ses:
+        return _without_type(ses.group(1).replace('\\"', '"'))
+    lines = [line.strip() for line in text.splitlines() if _SMTP_CODE_RE.search(line)]
+    lines = [line for line in lines if not re.match(r"(?i)(status|action|x-[\w-]+):", line)]
+    named = [line for line in lines if address and address in line.lower()]
+    best = (named or lines or [""])[0]
+    # "<k.smit@…>: 550 5.1.1 …" (Postfix): the address in front adds nothing.
+    prefix = f"<{address}>:"
+    return best[len(prefix) :].strip() if best.lower().startswith(prefix) else best
+
+
+def _without_type(code: str) -> str:
+    """ "smtp; 550 5.1.1 …" → "550 5.1.1 …" (the diagnostic type says nothing to a reader)."""
+    kind, sep, rest = code.partition(";")
+    if sep and re.fullmatch(r"\s*[\w-]{1,20}\s*", kind):
+        return rest.strip()
+    return code.strip()
