@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from sqlalchemy.orm import Session
+from typer.testing import Result
 
 from db.models import Event, Invitation, Participant, Person
 from tests.conftest import EVENT_TOML
@@ -44,3 +45,12 @@ def invite(
 ) -> tuple[Invitation, Participant]:
     person = make_person(db, email, name, **person_fields)
     return add_invitation(db, event, person, batch="test", reason="test setup")
+
+
+def one_line_error(result: Result) -> str:
+    """A command's refusal: exit code 2 and one `error: …` line on stderr."""
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message, message
+    assert message.startswith("error: ")
+    return message

@@ -25,7 +25,7 @@ from db.models import (
     ParticipantStatus,
 )
 from jobs.cli import app
-from tests.factories import event_config, sessions_with_capacity
+from tests.factories import event_config, one_line_error, sessions_with_capacity
 from tests.mailfactory import ManualClock, World, reply
 from workflows.clock import now
 from workflows.corrections import (
@@ -453,14 +453,6 @@ def cli(db: Session, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
         return runner.invoke(app, ["--database-url", database_url, *args])
 
     yield run
-
-
-def one_line_error(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip()
-    assert "\n" not in message, message
-    assert message.startswith("error: ")
-    return message
 
 
 def test_cli_answer(cli: Any, db: Session, clock: ManualClock) -> None:

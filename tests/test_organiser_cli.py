@@ -35,6 +35,7 @@ from jobs.commands.organiser import (
     people_table,
     plural,
 )
+from tests.factories import one_line_error
 from tests.test_reports import START, Scenario, _review, build_scenario
 from workflows.reports import people, status_report
 from workflows.transitions import transition
@@ -79,14 +80,6 @@ def cli(db: Session, database_url: str) -> Iterator[Run]:
         return runner.invoke(app, ["--database-url", database_url, *args])
 
     yield run
-
-
-def one_line_error(result: Result) -> str:
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip()
-    assert "\n" not in message, message
-    assert message.startswith("error: ")
-    return message
 
 
 def status_of(db: Session, participant: Participant) -> ParticipantStatus:
