@@ -513,6 +513,47 @@ def _not_offerable(event: Event, p: Participant) -> str:
 # --------------------------------------------------------------------------- quarantine
 
 
+def headers_only(row: InboundMessage) -> bool:
+    """Only the headers are stored: the message was too large to keep whole."""
+    return row.raw is not None and row.raw_size > len(row.raw)
+
+
+def release_quarantined(db: Session, inbound_id: int, *, actor: str) -> InboundStatus:
+    """Take a quarantined message out of quarantine and process it again; its new status.
+
+    Only a message whose bytes are stored whole can be read again; for the others the
+    organiser handles it by hand and dismisses it (`dismiss_quarantined`).
+    """
+    from workflows.inbound import process_inbound
+
+    row = db.get(InboundMessage, inbound_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no inbound message with id {inbound_id} (see `rsvpmail inbox quarantine`)")
+    if row.status is not InboundStatus.QUARANTINED:
+        raise RsvpError(
+            f"message {row.id} is {row.status.value}; only quarantined messages can be released"
+        )
+    if row.raw is None or headers_only(row):
+        raise RsvpError(
+            f"message {row.id} cannot be processed again: "
+            + ("its raw bytes have been purged" if row.raw is None else
+               f"it was too large ({row.raw_size:,} bytes) and only its headers are stored; "
+               "read it in the quarantine folder on the mail server")
+            + "; handle it by hand (e.g. `rsvpmail answer EVENT EMAIL --as …`), then close "
+            f"it with `rsvpmail inbox dismiss {row.id} --reason …`"
+        )  # fmt: skip
+    transition(
+        db, row, InboundStatus.RECEIVED, reason="released from quarantine", actor=actor[:200],
+        inbound_message_id=row.id,
+    )  # fmt: skip
+    row.error = None
+    status = process_inbound(db, row)
+    # The server copy sits in the quarantine folder; the reader moves it to the folder of the
+    # new status at its next pass (a pending move is one with moved_at unset).
+    row.moved_at = None
+    return status
+
+
 def dismiss_quarantined(db: Session, inbound_id: int, *, reason: str, actor: str) -> InboundMessage:
     """Close a quarantined message the organiser handled by hand.
 
@@ -559,8 +600,10 @@ __all__ = [
     "QueuedMail",
     "dismiss_quarantined",
     "find_session",
+    "headers_only",
     "invited_participant",
     "offer_by_hand",
     "parse_person",
     "record_answer",
+    "release_quarantined",
 ]

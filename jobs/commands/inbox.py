@@ -32,10 +32,9 @@ from jobs.commands.service import CONFIG_OPTION, settings_for
 from jobs.locks import AdvisoryLock, InstanceConflict, SqliteInstanceLock, sqlite_path
 from jobs.logsetup import configure_logging
 from jobs.service import READER_LOCK  # the lock `rsvpmail serve` takes for reading
-from workflows.corrections import dismiss_quarantined
+from workflows.corrections import dismiss_quarantined, headers_only
 from workflows.events import get_event
 from workflows.reports import event_tz
-from workflows.transitions import transition
 
 inbox_app = typer.Typer(
     help="The mailbox: read replies; list, release or dismiss quarantined messages.",
@@ -182,7 +181,7 @@ def _next_step(row: InboundMessage) -> str:
     dismiss = f"rsvpmail inbox dismiss {row.id} --reason TEXT (handled by hand)"
     if row.raw is None:
         return f"its bytes are purged, so only dismiss: {dismiss}"
-    if _headers_only(row):
+    if headers_only(row):
         folder = row.server_folder or "Quarantine"
         return (
             f"too large to read again, so only dismiss: read it in folder {folder} on the mail "
@@ -205,7 +204,7 @@ def show(
         if raw:
             if row.raw is None:
                 raise UserError(f"message {row.id}: its raw bytes have been purged")
-            if _headers_only(row):
+            if headers_only(row):
                 err_console.print(
                     f"note: message {row.id} was too large ({row.raw_size:,} bytes); only its "
                     f"headers were stored. The whole message is in folder "
@@ -222,7 +221,7 @@ def show(
             "subject": row.subject,
             "received": _when(row.received_at, zone, seconds=True),
             "size": f"{row.raw_size:,} bytes"
-            + (" (only the headers are stored)" if _headers_only(row) else ""),
+            + (" (only the headers are stored)" if headers_only(row) else ""),
             "mailbox": f"{row.mailbox} uid {row.uid} (uidvalidity {row.uidvalidity})",
             "on the server in": row.server_folder or "(not moved yet)",
             "event id": row.event_id,
@@ -257,33 +256,11 @@ def release(
     message_id: int = typer.Argument(..., metavar="ID", help="The quarantined message's id"),
 ) -> None:
     """Take a message out of quarantine and process it again (one transaction)."""
-    from workflows.inbound import process_inbound
+    from workflows.corrections import release_quarantined
 
     factory = app_context(ctx).sessions()
     with factory() as db, db.begin():
-        row = _get(db, message_id, lock=True)
-        if row.status is not InboundStatus.QUARANTINED:
-            raise UserError(
-                f"message {row.id} is {row.status.value}; only quarantined messages can be released"
-            )
-        if row.raw is None or _headers_only(row):
-            raise UserError(
-                f"message {row.id} cannot be processed again: "
-                + ("its raw bytes have been purged" if row.raw is None else
-                   f"it was too large ({row.raw_size:,} bytes) and only its headers are stored; "
-                   "read it in the quarantine folder on the mail server")
-                + "; handle it by hand (e.g. `rsvpmail answer EVENT EMAIL --as …`), then close "
-                f"it with `rsvpmail inbox dismiss {row.id} --reason …`"
-            )  # fmt: skip
-        transition(
-            db, row, InboundStatus.RECEIVED, reason="released from quarantine",
-            actor=organiser_actor(None), inbound_message_id=row.id,
-        )  # fmt: skip
-        row.error = None
-        status = process_inbound(db, row)
-        # The server copy sits in the quarantine folder; the reader moves it to the folder of
-        # the new status at its next connection (a pending move is one with moved_at unset).
-        row.moved_at = None
+        status = release_quarantined(db, message_id, actor=organiser_actor(None))
     console.print(f"message {message_id} released and processed again: now {status.value}")
 
 
@@ -349,10 +326,6 @@ def _default_zone(db: Session, slug: str | None) -> tzinfo:
 def _when(moment: datetime, zone: tzinfo, *, seconds: bool = False) -> str:
     local = moment.astimezone(zone)
     return f"{local:%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z}"
-
-
-def _headers_only(row: InboundMessage) -> bool:
-    return row.raw is not None and row.raw_size > len(row.raw)
 
 
 def _history(db: Session, row: InboundMessage) -> list[AuditEntry]:
